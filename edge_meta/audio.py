@@ -1,0 +1,120 @@
+"""Audio in: read any file soundfile knows, down-mix, resample to 16 kHz, fit to the model window.
+
+Torch-free: the device and the benchmarks use it as they are. Conversions (resampling,
+down-mixing) are announced with an `AudioConversionWarning`, never done silently, unless the
+caller already knows the corpus format and says so with ``announce=False``.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from scipy.signal import resample_poly
+
+from edge_meta.errors import AudioError
+
+SAMPLE_RATE = 16_000
+
+
+class AudioConversionWarning(UserWarning):
+    """The input was not 16 kHz mono and was converted."""
+
+
+def read_audio(path: str | Path, sample_rate: int = SAMPLE_RATE, announce: bool = True) -> np.ndarray:
+    """Read ``path`` as float32 mono at ``sample_rate``; raise AudioError naming the file on any problem."""
+    path = Path(path)
+    if not path.exists():
+        raise AudioError(f"{path}: no such file", "check the path")
+    if path.is_dir():
+        raise AudioError(f"{path}: is a directory, not an audio file", "give a WAV or FLAC file")
+    if path.stat().st_size == 0:
+        raise AudioError(f"{path}: the file is empty", "record it again")
+    try:
+        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError, OverflowError, MemoryError) as exc:
+        raise AudioError(
+            f"{path}: not a readable audio file ({_first_line(exc)})",
+            "use WAV, FLAC or OGG; convert other formats first, e.g. `sox in.mp4 -r 16000 out.wav`",
+        ) from None
+    return prepare(data, sr, sample_rate, source=str(path), announce=announce)
+
+
+def prepare(
+    data: np.ndarray, sr: int, sample_rate: int = SAMPLE_RATE, source: str = "audio", announce: bool = True
+) -> np.ndarray:
+    """Turn raw samples (frames x channels, or 1-D) at ``sr`` into finite float32 mono at ``sample_rate``."""
+    data = np.asarray(data, dtype=np.float32)
+    if data.ndim == 1:
+        data = data[:, None]
+    if data.ndim != 2 or data.shape[0] == 0:
+        raise AudioError(f"{source}: holds no audio samples", "record it again")
+    if not np.all(np.isfinite(data)):
+        raise AudioError(f"{source}: contains NaN or infinite samples", "re-export it as 16-bit PCM")
+    if data.shape[1] > 1:
+        if announce:
+            warnings.warn(f"{source}: {data.shape[1]} channels down-mixed to mono", AudioConversionWarning, 2)
+        data = data.mean(axis=1, keepdims=True)
+    mono = data[:, 0]
+    if sr != sample_rate:
+        if announce:
+            warnings.warn(f"{source}: resampled from {sr} Hz to {sample_rate} Hz", AudioConversionWarning, 2)
+        mono = resample(mono, sr, sample_rate)
+    return np.ascontiguousarray(mono, dtype=np.float32)
+
+
+def resample(x: np.ndarray, sr_from: int, sr_to: int) -> np.ndarray:
+    """Polyphase resampling by the reduced ratio sr_to/sr_from (exact for 8/16/22.05/44.1/48 kHz)."""
+    if sr_from <= 0:
+        raise AudioError(f"invalid sample rate {sr_from} Hz", "the file header is damaged")
+    g = math.gcd(int(sr_from), int(sr_to))
+    return resample_poly(x, sr_to // g, sr_from // g).astype(np.float32)
+
+
+def fix_length(x: np.ndarray, n: int) -> np.ndarray:
+    """Fit a clip to exactly ``n`` samples: centre-pad a short one, keep the loudest window of a long one."""
+    if len(x) == n:
+        return x.astype(np.float32, copy=False)
+    if len(x) < n:
+        left = (n - len(x)) // 2
+        return np.pad(x, (left, n - len(x) - left)).astype(np.float32)
+    energy = np.concatenate([[0.0], np.cumsum(x.astype(np.float64) ** 2)])
+    hop = max(1, n // 20)
+    starts = np.arange(0, len(x) - n + 1, hop)
+    best = int(starts[np.argmax(energy[starts + n] - energy[starts])])
+    return x[best : best + n].astype(np.float32)
+
+
+def rms_dbfs(x: np.ndarray) -> float:
+    """Root-mean-square level in dB relative to full scale (-inf for digital silence)."""
+    rms = float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if len(x) else 0.0
+    return 20.0 * math.log10(rms) if rms > 0 else -math.inf
+
+
+def active_speech(x: np.ndarray, sample_rate: int = SAMPLE_RATE, frame_s: float = 0.02) -> np.ndarray:
+    """A cheap energy VAD: a boolean per 20 ms frame, true where the level is within 30 dB of the clip's
+    loudest frame and above -55 dBFS."""
+    n = max(1, int(frame_s * sample_rate))
+    frames = len(x) // n
+    if frames == 0:
+        return np.zeros(0, dtype=bool)
+    power = np.mean(np.square(x[: frames * n].reshape(frames, n), dtype=np.float64), axis=1)
+    db = 10.0 * np.log10(power + 1e-12)
+    return (db > db.max() - 30.0) & (db > -55.0)
+
+
+def require_speech(x: np.ndarray, source: str, sample_rate: int = SAMPLE_RATE) -> None:
+    """Refuse a clip that is silent (no frame of speech level) or badly clipped."""
+    if not active_speech(x, sample_rate).any():
+        raise AudioError(f"{source}: is silent (level {rms_dbfs(x):.0f} dBFS)", "speak closer to the microphone")
+    clipped = float(np.mean(np.abs(x) >= 0.999))
+    if clipped > 0.01:
+        raise AudioError(f"{source}: {clipped:.1%} of samples are clipped", "speak further away or lower the gain")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

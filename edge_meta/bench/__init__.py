@@ -1,0 +1,1 @@
+"""Benchmarks: the few-shot keyword protocol and its training-free baselines."""

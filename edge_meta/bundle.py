@@ -1,0 +1,213 @@
+"""The bundle: what export writes and the device opens read-only (contract in DESIGN.md).
+
+A directory (or the same files in a ``.tar``) holding ``manifest.json`` and the files it lists.
+The manifest records every file's sha256 and size; the bundle id is the sha256 of the manifest's
+canonical JSON without the id itself, so any change to any file or field changes the id. Opening
+verifies schema, every hash and that no file is missing or unlisted, and refuses anything else
+with a message naming the file and the fix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import shutil
+import tarfile
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge_meta.errors import BundleError
+from edge_meta.frontend import FrontendSpec
+
+SCHEMA_VERSION = 1
+MANIFEST = "manifest.json"
+MAX_MANIFEST_BYTES = 1 << 20
+REBUILD_HINT = "re-export it with `edge-meta export`, or reinstall the bundle you downloaded"
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def canonical(obj: Any) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def bundle_id_of(manifest: dict) -> str:
+    body = {k: v for k, v in manifest.items() if k != "bundle_id"}
+    return hashlib.sha256(canonical(body)).hexdigest()[:16]
+
+
+def write_manifest(directory: Path, manifest: dict) -> dict:
+    """Add file hashes and the bundle id to ``manifest`` and write it into ``directory``."""
+    directory = Path(directory)
+    files = {}
+    for p in sorted(directory.rglob("*")):
+        if p.is_file() and p.name != MANIFEST:
+            rel = p.relative_to(directory).as_posix()
+            files[rel] = {"sha256": sha256_file(p), "bytes": p.stat().st_size}
+    manifest = {**manifest, "schema_version": SCHEMA_VERSION, "files": files}
+    manifest["bundle_id"] = bundle_id_of(manifest)
+    tmp = directory / (MANIFEST + ".part")
+    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    tmp.replace(directory / MANIFEST)
+    return manifest
+
+
+def write_tar(directory: Path, tar_path: Path) -> Path:
+    """The bundle as one plain .tar (regular files only, no compression: the ONNX files barely shrink)."""
+    directory = Path(directory)
+    with tarfile.open(tar_path, "w") as tar:
+        for p in sorted(directory.rglob("*")):
+            if p.is_file():
+                tar.add(p, arcname=p.relative_to(directory).as_posix(), recursive=False)
+    return tar_path
+
+
+@dataclass
+class Bundle:
+    """An opened, verified bundle. Files are read through `path_of` / `load_heads`."""
+
+    root: Path
+    manifest: dict
+    _tmp: tempfile.TemporaryDirectory | None = field(default=None, repr=False)
+
+    @property
+    def bundle_id(self) -> str:
+        return self.manifest["bundle_id"]
+
+    @property
+    def frontend(self) -> FrontendSpec:
+        return FrontendSpec.from_dict(self.manifest["frontend"])
+
+    def path_of(self, name: str) -> Path:
+        if name not in self.manifest["files"]:
+            raise BundleError(f"{self.root}: the bundle has no file {name!r}", REBUILD_HINT)
+        return self.root / name
+
+    def encoder_file(self, backend: str, precision: str = "int8") -> Path:
+        for entry in self.manifest["encoder"]["files"]:
+            if entry["backend"] == backend and entry["precision"] == precision:
+                return self.path_of(entry["file"])
+        have = [f"{e['backend']}/{e['precision']}" for e in self.manifest["encoder"]["files"]]
+        raise BundleError(f"{self.root}: no {backend} {precision} encoder in this bundle (it has {have})",
+                          "pick another backend or precision, or re-export with that format")
+
+    def load_heads(self) -> dict[str, np.ndarray]:
+        path = self.path_of("heads.npz")
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                return {k: npz[k] for k in npz.files}
+        except (ValueError, OSError) as exc:
+            raise BundleError(f"{path}: unreadable heads file ({exc})", REBUILD_HINT) from None
+
+    def close(self) -> None:
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    @classmethod
+    def open(cls, path: str | Path) -> "Bundle":
+        path = Path(path)
+        if not path.exists():
+            raise BundleError(f"{path}: no such bundle", "give the bundle directory or .tar made by `edge-meta export`")
+        if path.is_file():
+            tmp = tempfile.TemporaryDirectory(prefix="edge-meta-bundle-")
+            try:
+                _safe_extract(path, Path(tmp.name))
+                return cls._open_dir(Path(tmp.name), label=path, tmp=tmp)
+            except BaseException:
+                tmp.cleanup()
+                raise
+        return cls._open_dir(path, label=path)
+
+    @classmethod
+    def _open_dir(cls, root: Path, label: Path, tmp: tempfile.TemporaryDirectory | None = None) -> "Bundle":
+        mpath = root / MANIFEST
+        if not mpath.is_file():
+            raise BundleError(f"{label}: not a bundle ({MANIFEST} is missing)", REBUILD_HINT)
+        if mpath.stat().st_size > MAX_MANIFEST_BYTES:
+            raise BundleError(f"{label}: {MANIFEST} is implausibly large", REBUILD_HINT)
+        try:
+            manifest = json.loads(mpath.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise BundleError(f"{label}: {MANIFEST} is not valid JSON ({exc})", REBUILD_HINT) from None
+        _check_manifest(manifest, label)
+        listed = manifest["files"]
+        present = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() and p.name != MANIFEST}
+        missing = sorted(set(listed) - present)
+        if missing:
+            raise BundleError(f"{label}: file {missing[0]} is missing from the bundle", REBUILD_HINT)
+        extra = sorted(present - set(listed))
+        if extra:
+            raise BundleError(f"{label}: file {extra[0]} is not listed in {MANIFEST} (tampered?)", REBUILD_HINT)
+        for name, entry in sorted(listed.items()):
+            p = root / name
+            if p.is_symlink():
+                raise BundleError(f"{label}: {name} is a link; bundles hold regular files only", REBUILD_HINT)
+            if p.stat().st_size != entry["bytes"] or sha256_file(p) != entry["sha256"]:
+                raise BundleError(f"{label}: {name} is damaged (its sha256 does not match the manifest)", REBUILD_HINT)
+        if bundle_id_of(manifest) != manifest["bundle_id"]:
+            raise BundleError(f"{label}: {MANIFEST} was edited after export (bundle id mismatch)", REBUILD_HINT)
+        return cls(root, manifest, tmp)
+
+
+def _check_manifest(m: Any, label: Path) -> None:
+    if not isinstance(m, dict):
+        raise BundleError(f"{label}: {MANIFEST} is not a JSON object", REBUILD_HINT)
+    version = m.get("schema_version")
+    if not isinstance(version, int):
+        raise BundleError(f"{label}: {MANIFEST} has no schema_version", REBUILD_HINT)
+    if version > SCHEMA_VERSION:
+        raise BundleError(f"{label}: bundle schema {version} is newer than this edge-meta understands ({SCHEMA_VERSION})",
+                          "upgrade edge-meta on the device: pip install -U 'edge-meta[device]'")
+    if version < 1:
+        raise BundleError(f"{label}: unknown bundle schema {version}", REBUILD_HINT)
+    required = {"bundle_id": str, "files": dict, "frontend": dict, "encoder": dict, "heads": dict}
+    for key, typ in required.items():
+        if not isinstance(m.get(key), typ):
+            raise BundleError(f"{label}: {MANIFEST} field {key!r} is missing or malformed", REBUILD_HINT)
+    for name, entry in m["files"].items():
+        if (not isinstance(name, str) or name.startswith("/") or ".." in Path(name).parts
+                or not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str)
+                or not isinstance(entry.get("bytes"), int)):
+            raise BundleError(f"{label}: {MANIFEST} lists an invalid file entry {name!r}", REBUILD_HINT)
+    files = m["encoder"].get("files")
+    if not isinstance(files, list) or not all(isinstance(e, dict) and {"backend", "precision", "file"} <= set(e) for e in files):
+        raise BundleError(f"{label}: {MANIFEST} field 'encoder.files' is malformed", REBUILD_HINT)
+    try:
+        FrontendSpec.from_dict(m["frontend"])
+    except (TypeError, ValueError) as exc:
+        raise BundleError(f"{label}: {MANIFEST} has an invalid frontend spec ({exc})", REBUILD_HINT) from None
+
+
+def _safe_extract(tar_path: Path, dest: Path) -> None:
+    """Extract regular files only; refuse absolute paths, '..', links and devices."""
+    try:
+        with tarfile.open(tar_path, "r:*") as tar:
+            for member in tar.getmembers():
+                parts = Path(member.name).parts
+                if member.name.startswith("/") or ".." in parts:
+                    raise BundleError(f"{tar_path}: refuses the unsafe path {member.name!r}", REBUILD_HINT)
+                if member.isdir():
+                    continue
+                if not member.isfile():
+                    raise BundleError(f"{tar_path}: refuses {member.name!r}: only regular files are allowed", REBUILD_HINT)
+                target = dest / Path(*parts)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                src = tar.extractfile(member)
+                if src is None:
+                    raise BundleError(f"{tar_path}: cannot read {member.name!r}", REBUILD_HINT)
+                with open(target, "wb") as out:
+                    shutil.copyfileobj(src, out)
+    except (tarfile.TarError, EOFError, OSError, io.UnsupportedOperation) as exc:
+        raise BundleError(f"{tar_path}: not a readable bundle archive ({exc})", REBUILD_HINT) from None

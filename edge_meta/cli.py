@@ -1,0 +1,159 @@
+"""`edge-meta`: one command for the workstation (train, export, bench) and the device (device ...).
+
+Each subcommand imports what it needs when it runs, so ``edge-meta device ...`` on a Raspberry Pi
+never imports torch. Problems the user can fix print one line and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+from pathlib import Path
+
+from edge_meta import __version__
+from edge_meta.errors import EdgeMetaError
+
+EXAMPLES = """\
+examples:
+  edge-meta demo                                   enroll sample words, stream a recording, print detections
+  edge-meta train --config export/recipes/default.toml
+  edge-meta export runs/default/best.pt --out bundle/
+  edge-meta bench --bundle bundle/                 FSDD few-shot table (fp32 vs int8, MFCC+DTW baseline)
+  edge-meta device enroll-word "lights on" --from a.wav b.wav c.wav --store profiles.db
+  edge-meta device detect recording.wav --store profiles.db
+"""
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from edge_meta.train.config import load_config
+    from edge_meta.train.trainer import Trainer
+
+    cfg = load_config(args.config)
+    if args.out:
+        cfg.out = args.out
+    if args.steps:
+        cfg.optim.steps = args.steps
+    if args.device:
+        cfg.device = args.device
+    trainer = Trainer(cfg, progress=not args.quiet)
+    resume = Path(cfg.out) / "last.pt"
+    if args.resume and resume.exists():
+        trainer.resume(resume)
+        print(f"resuming from {resume} at step {trainer.step}")
+    best = trainer.run()
+    print(f"best checkpoint: {best} (validation {trainer.best_val:.4f})")
+    return 0
+
+
+def _cmd_synth(args: argparse.Namespace) -> int:
+    from edge_meta.train.synth import build_cache
+
+    out = build_cache(args.vocabulary, args.out, args.voices_per_word, args.takes, workers=args.workers)
+    print(f"synthetic corpus ready in {out}")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from edge_meta.export.exporter import export_bundle
+
+    report = export_bundle(args.checkpoint, args.out, calibration=args.calibration, tar=args.tar)
+    print(report.table())
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from edge_meta.bench.fewshot import run_bench
+
+    run_bench(bundle=args.bundle, fsdd=args.fsdd, episodes=args.episodes, seed=args.seed,
+              baseline=not args.no_baseline, out=args.out)
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from edge_meta.demo import run_demo
+
+    return run_demo(bundle=args.bundle)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="edge-meta",
+        description="Few-shot keyword and speaker enrollment for small devices, meta-trained on a workstation.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--version", action="version", version=f"edge-meta {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    d = sub.add_parser("demo", help="open the shipped bundle, enroll sample words, detect them in a recording")
+    d.add_argument("--bundle", help="bundle directory or .tar (default: the one shipped in the package)")
+    d.set_defaults(func=_cmd_demo)
+
+    t = sub.add_parser("train", help="meta-train an encoder from a config file (CPU or CUDA)")
+    t.add_argument("--config", required=True, help="TOML recipe, e.g. export/recipes/default.toml")
+    t.add_argument("--out", help="run directory (overrides the config's 'out')")
+    t.add_argument("--steps", type=int, help="number of meta-training episodes (overrides the config)")
+    t.add_argument("--device", help="'auto', 'cpu' or 'cuda[:N]' (overrides the config)")
+    t.add_argument("--resume", action="store_true", help="continue from OUT/last.pt if it exists")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(func=_cmd_train)
+
+    s = sub.add_parser("synth", help="synthesise a multi-voice word corpus with espeak-ng/flite/festival")
+    s.add_argument("--vocabulary", required=True, help="text file, one word or phrase per line")
+    s.add_argument("--out", required=True, help="output folder (Speech Commands layout; reruns add what is missing)")
+    s.add_argument("--voices-per-word", type=int, default=16)
+    s.add_argument("--takes", type=int, default=1, help="clips per voice and word (each at a random speaking rate)")
+    s.add_argument("--workers", type=int, help="parallel processes (default: all cores)")
+    s.set_defaults(func=_cmd_synth)
+
+    e = sub.add_parser("export", help="turn a checkpoint into a device bundle (fp32 + int8 ONNX, heads, manifest)")
+    e.add_argument("checkpoint", help="a .pt file written by 'edge-meta train'")
+    e.add_argument("--out", required=True, help="bundle directory to create")
+    e.add_argument("--calibration", default="../shared/data/speech_commands_test",
+                   help="corpus of real clips for int8 calibration and the parity report")
+    e.add_argument("--tar", action="store_true", help="also write OUT.tar")
+    e.set_defaults(func=_cmd_export)
+
+    b = sub.add_parser("bench", help="few-shot benchmark on FSDD: fp32 vs int8, MFCC+DTW baseline")
+    b.add_argument("--bundle", help="bundle to measure (default: the shipped one)")
+    b.add_argument("--fsdd", default="../shared/data/fsdd", help="FSDD folder")
+    b.add_argument("--episodes", type=int, default=1000)
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--no-baseline", action="store_true", help="skip the (slow) MFCC+DTW baseline")
+    b.add_argument("--out", help="also write the table as JSON here")
+    b.set_defaults(func=_cmd_bench)
+
+    from edge_meta.device.cli import add_device_parser
+
+    add_device_parser(sub)
+    return p
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # small matmuls: 16 ms threaded vs 0.03 ms here
+    warnings.showwarning = _show_warning
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except EdgeMetaError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        if exc.hint:
+            print(f"  fix: {exc.hint}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""Encoder backends: run the bundle's encoder on log-mel features, nothing else.
+
+Every backend takes features (B, 1, n_mels, n_frames) float32 and returns unit-length embeddings
+per output name ("word", and "speaker" when the bundle has a speaker projection).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from edge_meta.bundle import REBUILD_HINT, Bundle
+from edge_meta.errors import BundleError
+
+
+class EncoderBackend(Protocol):
+    name: str
+    outputs: list[str]
+
+    def embed(self, features: np.ndarray) -> dict[str, np.ndarray]: ...
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return (x / (np.linalg.norm(x, axis=-1, keepdims=True) + 1e-12)).astype(np.float32)
+
+
+class OnnxBackend:
+    """onnxruntime on the CPU, ``threads`` intra-op threads (1 keeps a Pi responsive)."""
+
+    name = "onnx"
+
+    def __init__(self, model_path: str | Path, threads: int = 1) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise BundleError("onnxruntime is not installed", "pip install 'edge-meta[device]'") from None
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(model_path), opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types for bad models
+            raise BundleError(f"{model_path}: onnxruntime cannot load the encoder ({str(exc)[:200]})", REBUILD_HINT) from None
+        self.input_name = self.session.get_inputs()[0].name
+        self.outputs = [o.name for o in self.session.get_outputs()]
+
+    def embed(self, features: np.ndarray) -> dict[str, np.ndarray]:
+        values = self.session.run(self.outputs, {self.input_name: np.ascontiguousarray(features, dtype=np.float32)})
+        return {name: _unit(v) for name, v in zip(self.outputs, values)}
+
+
+BACKENDS = {"onnx": OnnxBackend}
+
+
+def open_backend(bundle: Bundle, backend: str = "onnx", precision: str = "int8", threads: int = 1) -> EncoderBackend:
+    if backend not in BACKENDS:
+        raise BundleError(f"unknown backend {backend!r}", f"choose one of {sorted(BACKENDS)}")
+    return BACKENDS[backend](bundle.encoder_file(backend, precision), threads=threads)

@@ -1,0 +1,199 @@
+"""`edge-meta export`: checkpoint -> bundle directory (and optionally .tar), with a parity report.
+
+Steps: fp32 ONNX; int8 ONNX calibrated on real clips of many speakers; heads.npz with the
+learner's head, a bank of background embeddings (open-set negatives) and the default threshold;
+manifest with hashes; report.json with sizes, fp32-vs-int8 agreement on *other* real clips and
+single-thread latency. Optionally the FSDD few-shot numbers go into the manifest's provenance.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edge_meta import __version__
+from edge_meta.audio import read_audio
+from edge_meta.bench.fewshot import encoder_latency_ms, run_bench
+from edge_meta.bundle import Bundle, write_manifest, write_tar
+from edge_meta.corpora import ENGLISH_EVAL_WORDS, Item, load_clips, read_corpus
+from edge_meta.device.backends import OnnxBackend
+from edge_meta.episodes import EpisodeSampler
+from edge_meta.errors import DataError
+from edge_meta.frontend import LogMel
+from edge_meta.metrics import centred_cosine, mean_ci, prototype_scores, unit
+
+BACKGROUND_SIZE = 256
+TARGET_FALSE_ACCEPT = 0.01
+
+
+@dataclass
+class ExportReport:
+    bundle: Path
+    bundle_id: str = ""
+    files: dict[str, int] = field(default_factory=dict)
+    parity: dict[str, float] = field(default_factory=dict)
+    latency_ms: dict[str, float] = field(default_factory=dict)
+    default_threshold: float = 0.0
+
+    def table(self) -> str:
+        lines = [f"bundle {self.bundle} (id {self.bundle_id})", "", "| file | bytes |", "|---|---|"]
+        lines += [f"| {k} | {v:,} |" for k, v in self.files.items()]
+        lines += ["", "| fp32 vs int8 on held-out real clips | value |", "|---|---|"]
+        lines += [f"| {k} | {v:.4f} |" for k, v in self.parity.items()]
+        lines += ["", "| encoder latency per 1 s window, 1 thread | ms |", "|---|---|"]
+        lines += [f"| {k} | {v:.3f} |" for k, v in self.latency_ms.items()]
+        lines += ["", f"default word threshold (cosine, ~{TARGET_FALSE_ACCEPT:.0%} false accepts on calibration words): "
+                  f"{self.default_threshold:.3f}"]
+        return "\n".join(lines)
+
+
+def _pick_clips(items: list[Item], n: int, rng: np.random.Generator) -> list[Item]:
+    """Up to n items spread over as many words and speakers as possible."""
+    by_word: dict[str, list[Item]] = {}
+    for i in rng.permutation(len(items)):
+        by_word.setdefault(items[i].word, []).append(items[i])
+    picked: list[Item] = []
+    while len(picked) < n and any(by_word.values()):
+        for word in list(by_word):
+            if by_word[word] and len(picked) < n:
+                picked.append(by_word[word].pop())
+    return picked
+
+
+def calibration_sets(corpus_path: str | Path, seed: int = 0) -> tuple[list[Item], list[Item], list[Path]]:
+    """Three disjoint sets of real clips: calibration, parity (held out from calibration), noise windows."""
+    corpus = read_corpus(corpus_path).without_words(ENGLISH_EVAL_WORDS)
+    if len(corpus.items) < 200:
+        raise DataError(f"{corpus_path}: {len(corpus.items)} clips are too few to calibrate int8",
+                        "give a corpus with a few hundred clips of many speakers (--calibration)")
+    rng = np.random.default_rng(seed)
+    items = _pick_clips(corpus.items, 900, rng)
+    calib, parity = items[:400], items[400:]
+    return calib, parity, corpus.noise[:64]
+
+
+def _threshold(emb: np.ndarray, labels: np.ndarray, seed: int = 0) -> float:
+    """Cosine at which ~1% of other-word clips pass a 5-shot prototype (the device's default)."""
+    sampler = EpisodeSampler(labels, np.zeros(len(labels), int), 5, 5, 3, "any", seed)
+    negatives = []
+    for _ in range(200):
+        ep = sampler.sample()
+        s = prototype_scores(emb, ep)
+        other = np.ones_like(s, dtype=bool)
+        other[np.arange(len(s)), ep.query_y] = False
+        negatives.append(s[other])
+    return float(np.quantile(np.concatenate(negatives), 1 - TARGET_FALSE_ACCEPT))
+
+
+def _parity(e32: np.ndarray, e8: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """How closely int8 follows fp32: centred cosine, and 10-way 5-shot decisions on the same episodes."""
+    cc = centred_cosine(e32, e8)
+    sampler = EpisodeSampler(labels, np.zeros(len(labels), int), 10, 5, 5, "any", 0)
+    agree, acc32, acc8 = [], [], []
+    for _ in range(300):
+        ep = sampler.sample()
+        p32, p8 = prototype_scores(e32, ep).argmax(1), prototype_scores(e8, ep).argmax(1)
+        agree.append(np.mean(p32 == p8))
+        acc32.append(np.mean(p32 == ep.query_y))
+        acc8.append(np.mean(p8 == ep.query_y))
+    return {"centred cosine, mean": float(cc.mean()), "centred cosine, min": float(cc.min()),
+            "10-way 5-shot top-1 agreement": mean_ci(agree).mean,
+            "10-way 5-shot accuracy fp32": mean_ci(acc32).mean, "10-way 5-shot accuracy int8": mean_ci(acc8).mean}
+
+
+def _noise_windows(paths: list[Path], window: int) -> np.ndarray:
+    out = []
+    for p in paths:
+        x = read_audio(p, announce=False)
+        out += [x[i : i + window] for i in range(0, len(x) - window + 1, window)][:4]
+    return np.stack(out) if out else np.zeros((0, window), np.float32)
+
+
+def export_bundle(checkpoint: str | Path, out: str | Path, calibration: str | Path,
+                  tar: bool = False, fsdd: str | Path | None = None) -> ExportReport:
+    from edge_meta.export.onnx_export import INPUT_NAME, export_onnx
+    from edge_meta.export.quantize import quantize_int8
+    from edge_meta.train.checkpoint import load_checkpoint
+
+    cfg, learner, state = load_checkpoint(checkpoint)
+    spec = cfg.frontend
+    logmel = LogMel(spec)
+    out = Path(out)
+    calib_items, parity_items, noise_paths = calibration_sets(calibration, cfg.seed)
+    calib = logmel.batch(load_clips(calib_items, spec.window_samples))
+    parity = logmel.batch(load_clips(parity_items, spec.window_samples))
+    noise = _noise_windows(noise_paths, spec.window_samples)
+    calib_all = np.concatenate([calib, logmel.batch(noise)]) if len(noise) else calib
+
+    with tempfile.TemporaryDirectory() as tmp:
+        stage = Path(tmp) / "bundle"
+        stage.mkdir()
+        outputs = export_onnx(learner.encoder, spec, stage / "encoder.fp32.onnx")
+        quantize_int8(stage / "encoder.fp32.onnx", stage / "encoder.int8.onnx", calib_all)
+
+        fp32 = OnnxBackend(stage / "encoder.fp32.onnx")
+        int8 = OnnxBackend(stage / "encoder.int8.onnx")
+        e32, e8 = fp32.embed(parity)["word"], int8.embed(parity)["word"]
+        labels = np.array([sorted({i.label for i in parity_items}).index(i.label) for i in parity_items])
+        report = ExportReport(bundle=out)
+        report.parity = _parity(e32, e8, labels)
+        report.latency_ms = {"onnx fp32": encoder_latency_ms(fp32, parity), "onnx int8": encoder_latency_ms(int8, parity)}
+
+        calib_emb = fp32.embed(calib)["word"]
+        calib_labels = np.array([sorted({i.label for i in calib_items}).index(i.label) for i in calib_items])
+        report.default_threshold = _threshold(calib_emb, calib_labels)
+        background = np.concatenate([calib_emb, fp32.embed(logmel.batch(noise))["word"]]) if len(noise) else calib_emb
+        rng = np.random.default_rng(cfg.seed)
+        background = unit(background[rng.permutation(len(background))[:BACKGROUND_SIZE]]).astype(np.float16)
+
+        heads = {f"word.{k}": v for k, v in learner.export_head().items()}
+        heads["background.word"] = background
+        np.savez(stage / "heads.npz", **heads)
+        (stage / "report.json").write_text(json.dumps(
+            {"parity": report.parity, "latency_ms": report.latency_ms, "default_threshold": report.default_threshold},
+            indent=2) + "\n")
+
+        manifest = {
+            "edge_meta_version": __version__,
+            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "frontend": spec.to_dict(),
+            "encoder": {
+                "name": cfg.encoder.name, "options": cfg.encoder.options, "input": INPUT_NAME,
+                "input_shape": ["batch", 1, spec.n_mels, spec.n_frames], "outputs": outputs,
+                "embed_dim": int(e32.shape[1]),
+                "files": [
+                    {"backend": "onnx", "precision": "fp32", "file": "encoder.fp32.onnx"},
+                    {"backend": "onnx", "precision": "int8", "file": "encoder.int8.onnx",
+                     "quantization": "static QDQ, per-channel, int8 weights and activations"},
+                ],
+            },
+            "heads": {"word": {"kind": learner.head_kind, "learner": learner.name, "family": learner.family},
+                      "file": "heads.npz", "arrays": sorted(heads)},
+            "thresholds": {"word": round(report.default_threshold, 4)},
+            "provenance": {
+                "learner": learner.name, "encoder": cfg.encoder.name, "steps": state["step"],
+                "corpora": [c.path for c in cfg.corpora], "validation": state.get("validation", {}),
+                "calibration": str(calibration),
+            },
+        }
+        write_manifest(stage, manifest)
+        if fsdd and Path(fsdd).exists():  # the numbers at export time travel with the bundle
+            bench = run_bench(stage, fsdd, episodes=300, baseline=False, verbose=False)
+            manifest["provenance"]["benchmark_fsdd_300_episodes"] = {
+                f"{system} {proto}": round(e.mean, 4) for system, row in bench.rows.items() for proto, e in row.items()}
+            write_manifest(stage, manifest)
+        if out.exists():
+            shutil.rmtree(out)
+        shutil.copytree(stage, out)
+    bundle = Bundle.open(out)
+    report.bundle_id = bundle.bundle_id
+    report.files = {k: v["bytes"] for k, v in bundle.manifest["files"].items()}
+    if tar:
+        write_tar(out, out.with_suffix(".tar"))
+    return report

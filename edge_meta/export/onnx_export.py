@@ -1,0 +1,39 @@
+"""Encoder -> fp32 ONNX, with the legacy exporter (opset 17): fast and exact; the dynamo exporter
+lands on opset 18, which cannot be down-converted for older device runtimes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from edge_meta.frontend import FrontendSpec
+
+INPUT_NAME = "features"
+OPSET = 17
+
+
+class EncoderGraph(nn.Module):
+    """What goes in the graph: features -> one embedding per projection (L2 norm is left to the
+    device, which keeps the graph free of ops that quantise badly)."""
+
+    def __init__(self, encoder: nn.Module) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.names = list(encoder.projections.keys())
+
+    def forward(self, features: torch.Tensor):
+        h = self.encoder.trunk(features)
+        return tuple(self.encoder.projections[n](h) for n in self.names)
+
+
+def export_onnx(encoder: nn.Module, spec: FrontendSpec, path: Path) -> list[str]:
+    """Write the fp32 graph with a dynamic batch axis; returns its output names."""
+    graph = EncoderGraph(encoder).eval()
+    dummy = torch.zeros(1, 1, spec.n_mels, spec.n_frames)
+    axes = {INPUT_NAME: {0: "batch"}, **{n: {0: "batch"} for n in graph.names}}
+    with torch.no_grad():
+        torch.onnx.export(graph, (dummy,), str(path), input_names=[INPUT_NAME], output_names=graph.names,
+                          dynamic_axes=axes, opset_version=OPSET, dynamo=False)
+    return graph.names

@@ -1,0 +1,1 @@
+"""Workstation side: meta-training with PyTorch (frontend twin, encoders, learners, trainer)."""

@@ -1,0 +1,144 @@
+"""Training configuration as plain data: a TOML file maps onto these dataclasses, nothing more.
+
+Relative paths in a config are taken from the directory you run ``edge-meta train`` in (the
+project root for the shipped recipes, which name ``../shared/data/...``).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from edge_meta.errors import ConfigError
+from edge_meta.frontend import FrontendSpec
+from edge_meta.train.augment import AugmentConfig
+from edge_meta.train.data import CorpusSpec
+
+
+@dataclass
+class EncoderConfig:
+    name: str = "dscnn"
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LearnerConfig:
+    name: str = "protonet"
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class EpisodeConfig:
+    n_way: int = 32
+    k_shot: int = 5
+    q_query: int = 5
+    mode: str = "any"
+    real_ratio: float = 0.5  # share of episodes drawn from real (not synthetic) corpora
+
+
+@dataclass
+class OptimConfig:
+    steps: int = 3000
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    warmup: int = 100
+    grad_clip: float = 5.0
+
+
+@dataclass
+class ValidationConfig:
+    every: int = 250
+    episodes: int = 300
+    n_way: int = 10
+    shots: list[int] = field(default_factory=lambda: [1, 5])
+    q_query: int = 5
+
+
+@dataclass
+class SynthConfig:
+    """Make (or top up) a synthetic-speech corpus before training."""
+
+    vocabulary: str = ""
+    out: str = ""
+    voices_per_word: int = 16
+    takes: int = 1
+
+
+@dataclass
+class TrainConfig:
+    out: str = "runs/default"
+    seed: int = 0
+    device: str = "auto"
+    cache_dir: str = "cache"
+    corpora: list[CorpusSpec] = field(default_factory=list)
+    synth: SynthConfig | None = None
+    frontend: FrontendSpec = field(default_factory=FrontendSpec)
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    learner: LearnerConfig = field(default_factory=LearnerConfig)
+    episodes: EpisodeConfig = field(default_factory=EpisodeConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    validation: ValidationConfig = field(default_factory=ValidationConfig)
+
+    def to_dict(self) -> dict:
+        """The config in the shape of its TOML file, so `config_from_dict` reads it back."""
+        d = asdict(self)
+        for key in ("encoder", "learner"):
+            d[key] = {"name": d[key]["name"], **d[key]["options"]}
+        if d["synth"] is None:
+            del d["synth"]
+        return d
+
+
+_NESTED = {
+    "frontend": FrontendSpec, "encoder": EncoderConfig, "learner": LearnerConfig, "episodes": EpisodeConfig,
+    "optim": OptimConfig, "augment": AugmentConfig, "validation": ValidationConfig, "synth": SynthConfig,
+}
+
+
+def _build(cls: type, data: dict, where: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"[{where}] must be a table")
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"[{where}] has unknown keys {unknown}", f"known keys: {sorted(names)}")
+    try:
+        return cls(**data)
+    except TypeError as exc:
+        raise ConfigError(f"[{where}]: {exc}") from None
+
+
+def config_from_dict(data: dict) -> TrainConfig:
+    data = dict(data)
+    kwargs: dict[str, Any] = {}
+    for key, cls in _NESTED.items():
+        section = data.pop(key, None)
+        if section is not None:
+            section = dict(section)
+            if cls in (EncoderConfig, LearnerConfig):  # name + free-form options for the chosen class
+                section = {"name": section.pop("name", cls().name), "options": section}
+            if cls is AugmentConfig:
+                section = {k: tuple(v) if isinstance(v, list) else v for k, v in section.items()}
+            kwargs[key] = _build(cls, section, key)
+    if "corpora" in data:
+        kwargs["corpora"] = [_build(CorpusSpec, c, "corpora") for c in data.pop("corpora")]
+    top = {f.name for f in fields(TrainConfig)} - set(_NESTED) - {"corpora"}
+    unknown = sorted(set(data) - top)
+    if unknown:
+        raise ConfigError(f"unknown top-level keys {unknown}", f"known: {sorted(top | set(_NESTED) | {'corpora'})}")
+    kwargs.update(data)
+    return TrainConfig(**kwargs)
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found", "see export/recipes/ for examples")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    return config_from_dict(data)

@@ -1,0 +1,223 @@
+"""The meta-training loop: episodes in, a checkpoint out. One readable loop, no framework.
+
+Per step: draw an episode (from real or synthetic corpora, at the configured ratio), augment its
+waveforms, compute log-mel features with the torch twin of the device frontend, and let the
+learner turn it into a loss. Every ``validation.every`` steps the encoder embeds the clips of
+held-out speakers and few-shot accuracy on fixed episodes is printed and logged; the best
+checkpoint by validation accuracy is kept.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from edge_meta.episodes import EpisodeSampler
+from edge_meta.errors import ConfigError, DataError
+from edge_meta.metrics import fewshot_accuracy
+from edge_meta.train.augment import Augmenter
+from edge_meta.train.config import TrainConfig
+from edge_meta.train.data import ClipBank, build_bank, load_noise
+from edge_meta.train.encoders import build_encoder, count_parameters
+from edge_meta.train.frontend_torch import LogMelTorch
+from edge_meta.train.learners import Learner, build_learner
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} asked for, but CUDA is not available", "use device = 'auto' or 'cpu'")
+    return torch.device(name)
+
+
+@dataclass
+class SubsetSampler:
+    """An EpisodeSampler over a subset of the bank, returning bank indices."""
+
+    index: np.ndarray
+    sampler: EpisodeSampler
+
+    @classmethod
+    def over(cls, bank: ClipBank, mask: np.ndarray, n_way: int, k: int, q: int, mode: str, seed: int) -> "SubsetSampler | None":
+        index = np.flatnonzero(mask)
+        if index.size == 0:
+            return None
+        try:
+            return cls(index, EpisodeSampler(bank.labels[index], bank.speakers[index], n_way, k, q, mode, seed))
+        except ValueError as exc:
+            raise DataError(f"cannot draw training episodes: {exc}", "lower n_way/k_shot/q_query or add data") from None
+
+    def sample(self):
+        ep = self.sampler.sample()
+        return ep, self.index[ep.support], self.index[ep.query]
+
+
+def embed_all(encoder: torch.nn.Module, frontend: LogMelTorch, bank: ClipBank, device: torch.device,
+              batch: int = 256, projection: str = "word") -> np.ndarray:
+    """Unit-length embeddings (N, D) of every clip of ``bank``, no augmentation."""
+    encoder.eval()
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(bank.clips), batch):
+            x = torch.from_numpy(bank.waveforms(np.arange(i, min(i + batch, len(bank.clips))))).to(device)
+            out.append(encoder.embed(frontend(x), projection).float().cpu().numpy())
+    encoder.train()
+    return np.concatenate(out) if out else np.zeros((0, encoder.embed_dim), np.float32)
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig, progress: bool = True) -> None:
+        self.cfg = config
+        self.progress = progress
+        self.out = Path(config.out)
+        self.device = pick_device(config.device)
+        torch.manual_seed(config.seed)
+        self.frontend = LogMelTorch(config.frontend).to(self.device)
+        encoder = build_encoder(config.encoder.name, n_mels=config.frontend.n_mels, **config.encoder.options)
+        self.learner: Learner = build_learner(config.learner.name, encoder, **config.learner.options).to(self.device)
+        self.optimizer = torch.optim.AdamW(self.learner.parameters(), lr=config.optim.lr,
+                                           weight_decay=config.optim.weight_decay)
+        self.step = 0
+        self.best_val = -1.0
+        self.history: list[dict] = []
+
+    # -- data ---------------------------------------------------------------------------------
+    def prepare_data(self) -> None:
+        cfg = self.cfg
+        if cfg.synth and cfg.synth.vocabulary:
+            from edge_meta.train.synth import build_cache
+
+            build_cache(cfg.synth.vocabulary, cfg.synth.out, cfg.synth.voices_per_word, cfg.synth.takes,
+                        seed=cfg.seed, progress=self.progress)
+        self.bank = build_bank(cfg.corpora, cfg.frontend.window_samples, Path(cfg.cache_dir), self.progress)
+        e = cfg.episodes
+        synthetic_clip = self.bank.synthetic[self.bank.labels]
+        train = ~self.bank.validation
+        self.real = SubsetSampler.over(self.bank, train & ~synthetic_clip, e.n_way, e.k_shot, e.q_query, e.mode, cfg.seed)
+        self.synth = SubsetSampler.over(self.bank, train & synthetic_clip, e.n_way, e.k_shot, e.q_query, "any", cfg.seed + 1)
+        if self.real is None and self.synth is None:
+            raise DataError("no training clips left after the validation split", "add corpora")
+        self.val = self.bank.subset(self.bank.validation)
+        self.augmenter = Augmenter(cfg.augment, load_noise(cfg.corpora), cfg.frontend.sample_rate, cfg.seed)
+        self.rng = np.random.default_rng(cfg.seed + 2)
+
+    def _next_episode(self):
+        use_real = self.synth is None or (self.real is not None and self.rng.random() < self.cfg.episodes.real_ratio)
+        return (self.real if use_real else self.synth).sample()
+
+    # -- loop ----------------------------------------------------------------------------------
+    def lr_at(self, step: int) -> float:
+        o = self.cfg.optim
+        if step < o.warmup:
+            return o.lr * (step + 1) / o.warmup
+        progress = (step - o.warmup) / max(1, o.steps - o.warmup)
+        return o.lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    def train_step(self) -> tuple[float, float]:
+        ep, s_idx, q_idx = self._next_episode()
+        x = torch.from_numpy(self.bank.waveforms(np.concatenate([s_idx, q_idx]))).to(self.device)
+        with torch.no_grad():
+            feats = self.augmenter.features(self.frontend(self.augmenter.waveforms(x)))
+        ns = len(s_idx)
+        sy = torch.from_numpy(ep.support_y).to(self.device)
+        qy = torch.from_numpy(ep.query_y).to(self.device)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr_at(self.step)
+        result = self.learner.episode_loss(feats[:ns], sy, feats[ns:], qy, len(ep.classes))
+        self.optimizer.zero_grad(set_to_none=True)
+        result.loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.learner.parameters(), self.cfg.optim.grad_clip)
+        self.optimizer.step()
+        self.step += 1
+        return float(result.loss.detach()), result.accuracy
+
+    def validate(self) -> dict[str, float]:
+        v = self.cfg.validation
+        if len(self.val.clips) == 0:
+            return {}
+        emb = embed_all(self.learner.encoder, self.frontend, self.val, self.device)
+        scores = {}
+        for k in v.shots:
+            try:
+                scores[f"val_{v.n_way}way_{k}shot"] = fewshot_accuracy(
+                    emb, self.val.labels, self.val.speakers, v.n_way, k, v.q_query, v.episodes, seed=1234).mean
+            except ValueError:
+                continue  # too few held-out clips for this shot count
+        return scores
+
+    def run(self) -> Path:
+        from tqdm import tqdm
+
+        cfg = self.cfg
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.prepare_data()
+        n_params = count_parameters(self.learner.encoder)
+        tqdm.write(f"device {self.device}, encoder {cfg.encoder.name} ({n_params:,} parameters), "
+                   f"learner {cfg.learner.name}, {len(self.bank.clips):,} clips of {len(self.bank.class_names):,} classes "
+                   f"({int((~self.bank.validation).sum()):,} train / {len(self.val.clips):,} held-out speakers)")
+        log_path = self.out / "log.csv"
+        new_log = not log_path.exists() or self.step == 0
+        log = open(log_path, "w" if new_log else "a", newline="")
+        writer = csv.writer(log)
+        if new_log:
+            writer.writerow(["step", "loss", "train_acc", "lr", "episodes_per_s", "val"])
+        bar = tqdm(total=cfg.optim.steps, initial=self.step, desc="meta-training", unit="ep", disable=not self.progress)
+        losses, accs, t0, n0 = [], [], time.perf_counter(), self.step
+        try:
+            while self.step < cfg.optim.steps:
+                loss, acc = self.train_step()
+                losses.append(loss)
+                accs.append(acc)
+                bar.update(1)
+                rate = (self.step - n0) / max(1e-9, time.perf_counter() - t0)
+                if self.step % 10 == 0:
+                    bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}", acc=f"{np.mean(accs[-50:]):.3f}",
+                                    eps=f"{rate:.2f}/s", val=f"{self.best_val:.3f}")
+                val = {}
+                if self.step % cfg.validation.every == 0 or self.step == cfg.optim.steps:
+                    val = self.validate()
+                    score = float(np.mean(list(val.values()))) if val else -self.step
+                    tqdm.write(f"step {self.step}: loss {np.mean(losses[-100:]):.3f} "
+                               + " ".join(f"{k} {v:.4f}" for k, v in val.items()))
+                    if score > self.best_val:
+                        self.best_val = score
+                        self.save(self.out / "best.pt", val)
+                    self.save(self.out / "last.pt", val)
+                writer.writerow([self.step, f"{loss:.5f}", f"{acc:.4f}", f"{self.lr_at(self.step):.6f}",
+                                 f"{rate:.3f}", " ".join(f"{k}={v:.4f}" for k, v in val.items())])
+                log.flush()
+        finally:
+            bar.close()
+            log.close()
+        return self.out / "best.pt"
+
+    # -- checkpoints ----------------------------------------------------------------------------
+    def save(self, path: Path, val: dict[str, float]) -> None:
+        state = {
+            "format": "edge-meta-checkpoint/1",
+            "config": self.cfg.to_dict(),
+            "learner": self.learner.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "step": self.step,
+            "best_val": self.best_val,
+            "validation": val,
+            "classes": len(self.bank.class_names),
+            "corpora": [c.path for c in self.cfg.corpora],
+        }
+        tmp = path.with_suffix(".part")
+        torch.save(state, tmp)
+        tmp.replace(path)
+
+    def resume(self, path: Path) -> None:
+        state = torch.load(path, map_location=self.device, weights_only=True)
+        self.learner.load_state_dict(state["learner"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step = int(state["step"])
+        self.best_val = float(state["best_val"])
