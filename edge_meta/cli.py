@@ -58,7 +58,8 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from edge_meta.export.exporter import export_bundle
 
-    report = export_bundle(args.checkpoint, args.out, calibration=args.calibration, tar=args.tar)
+    report = export_bundle(args.checkpoint, args.out, calibration=args.calibration, tar=args.tar,
+                           fsdd=None if args.no_bench else args.fsdd, activations=args.activations)
     print(report.table())
     return 0
 
@@ -114,6 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--calibration", default="../shared/data/speech_commands_test",
                    help="corpus of real clips for int8 calibration and the parity report")
     e.add_argument("--tar", action="store_true", help="also write OUT.tar")
+    e.add_argument("--activations", choices=["u8", "s8"], default="u8",
+                   help="int8 activation type (u8 is faster on x86; both run on ARM)")
+    e.add_argument("--fsdd", default="../shared/data/fsdd",
+                   help="FSDD folder: its few-shot numbers (300 episodes) go into the manifest's provenance")
+    e.add_argument("--no-bench", action="store_true", help="skip the FSDD numbers at export")
     e.set_defaults(func=_cmd_export)
 
     b = sub.add_parser("bench", help="few-shot benchmark on FSDD: fp32 vs int8, MFCC+DTW baseline")

@@ -55,41 +55,50 @@ class StreamingDetector:
             raise ValueError(f"hop of {self.hop} samples is not a whole number of {spec.hop_length}-sample frames")
         self.n_frames, self.window = spec.n_frames, spec.window_samples
         self.pending = np.zeros(0, dtype=np.float32)  # samples from the next frame's start on
-        self.tail = np.zeros(0, dtype=np.float32)  # the newest samples, for the energy gate
+        self.tail = np.zeros(0, dtype=np.float32)  # the newest hop of samples, for the energy gate
         self.frames: deque[np.ndarray] = deque(maxlen=self.n_frames)
         self.frame_count = 0  # global index of the next frame
         self.sample_count = 0
-        self.next_boundary = self.window
+        self.next_boundary = self.hop  # every hop is gated from the start; scoring needs a full window
         self.hop_db: deque[float] = deque(maxlen=self.window // self.hop)
-        self.noise_floor = np.inf
+        self.noise_floor = 0.0  # dBFS; falls to the quietest hop at once, rises slowly
         self.recent: deque[np.ndarray] = deque(maxlen=self.cfg.smoothing)
         self.candidate: tuple[float, int, float, int] | None = None  # (margin, word, score, boundary)
         self.candidate_age = 0
         self.quiet_until = 0
         self.encoder_calls = 0
         self.hops = 0
+        # Half a window of silence before the stream (and after it, in flush) so a word at the very
+        # start or end still gets a window centred on it. Stream time = sample index - lead.
+        self.lead = (self.window // 2) // self.hop * self.hop
+        self._feed(np.zeros(self.lead, dtype=np.float32))
 
     def process(self, chunk: np.ndarray) -> list[Detection]:
-        chunk = np.asarray(chunk, dtype=np.float32).reshape(-1)
+        """Feed samples (any chunk size); returns the detections completed by them."""
+        return self._feed(np.asarray(chunk, dtype=np.float32).reshape(-1))
+
+    def _feed(self, chunk: np.ndarray) -> list[Detection]:
+        """Consume samples up to each hop boundary in turn, so every window sees exactly its own frames
+        whatever the chunk size."""
         out: list[Detection] = []
-        self.pending = np.concatenate([self.pending, chunk])
-        self.tail = np.concatenate([self.tail, chunk])[-(len(chunk) + self.window + self.hop) :]
-        self.sample_count += len(chunk)
-        self._add_frames()
-        while self.next_boundary <= self.sample_count and self.frame_count > self._last_frame(self.next_boundary):
-            end = len(self.tail) - (self.sample_count - self.next_boundary)
-            out += self._evaluate(self.next_boundary, self.tail[max(0, end - self.hop) : end])
-            self.next_boundary += self.hop
+        while len(chunk):
+            take = min(len(chunk), self.next_boundary - self.sample_count)
+            piece, chunk = chunk[:take], chunk[take:]
+            self.pending = np.concatenate([self.pending, piece])
+            self.tail = np.concatenate([self.tail, piece])[-self.hop :]
+            self.sample_count += len(piece)
+            self._add_frames()
+            if self.sample_count == self.next_boundary:
+                out += self._evaluate(self.next_boundary, self.tail)
+                self.next_boundary += self.hop
         return out
 
     def flush(self) -> list[Detection]:
-        """Emit a candidate still waiting at the end of the stream."""
-        return [self._emit()] if self.candidate else []
+        """End of stream: score the last words with trailing silence and emit what is pending."""
+        out = self._feed(np.zeros(self.lead + self.hop, dtype=np.float32))
+        return out + ([self._emit()] if self.candidate else [])
 
     # -- framing ---------------------------------------------------------------------------------
-    def _last_frame(self, boundary: int) -> int:
-        return (boundary - self.logmel.spec.win_length) // self.logmel.spec.hop_length
-
     def _add_frames(self) -> None:
         s = self.logmel.spec
         if len(self.pending) < s.win_length:
@@ -102,12 +111,13 @@ class StreamingDetector:
 
     # -- scoring ---------------------------------------------------------------------------------
     def _gate(self, hop_samples: np.ndarray) -> bool:
+        """True when the window holds a hop clearly above the tracked noise floor (digital silence = -100 dBFS)."""
         power = float(np.mean(np.square(hop_samples, dtype=np.float64))) if len(hop_samples) else 0.0
-        db = 10.0 * np.log10(power) if power > 0 else -np.inf
+        db = 10.0 * np.log10(max(power, 1e-10))
         self.hop_db.append(db)
         if db < self.noise_floor:
             self.noise_floor = db
-        elif np.isfinite(db):
+        else:
             self.noise_floor += 0.02 * (db - self.noise_floor)  # the floor creeps up in steady noise
         loudest = max(self.hop_db)
         return loudest > self.cfg.floor_dbfs and loudest > self.noise_floor + self.cfg.gate_db
@@ -149,4 +159,4 @@ class StreamingDetector:
         self.quiet_until = boundary + int(self.cfg.refractory_s * self.logmel.spec.sample_rate)
         sr = self.logmel.spec.sample_rate
         label, user = self.keys[word]
-        return Detection(label, user, score, (boundary - self.window) / sr, boundary / sr)
+        return Detection(label, user, score, max(0.0, (boundary - self.window - self.lead) / sr), (boundary - self.lead) / sr)

@@ -116,7 +116,7 @@ def _noise_windows(paths: list[Path], window: int) -> np.ndarray:
 
 
 def export_bundle(checkpoint: str | Path, out: str | Path, calibration: str | Path,
-                  tar: bool = False, fsdd: str | Path | None = None) -> ExportReport:
+                  tar: bool = False, fsdd: str | Path | None = None, activations: str = "u8") -> ExportReport:
     from edge_meta.export.onnx_export import INPUT_NAME, export_onnx
     from edge_meta.export.quantize import quantize_int8
     from edge_meta.train.checkpoint import load_checkpoint
@@ -135,7 +135,7 @@ def export_bundle(checkpoint: str | Path, out: str | Path, calibration: str | Pa
         stage = Path(tmp) / "bundle"
         stage.mkdir()
         outputs = export_onnx(learner.encoder, spec, stage / "encoder.fp32.onnx")
-        quantize_int8(stage / "encoder.fp32.onnx", stage / "encoder.int8.onnx", calib_all)
+        quantization = quantize_int8(stage / "encoder.fp32.onnx", stage / "encoder.int8.onnx", calib_all, activations)
 
         fp32 = OnnxBackend(stage / "encoder.fp32.onnx")
         int8 = OnnxBackend(stage / "encoder.int8.onnx")
@@ -170,7 +170,7 @@ def export_bundle(checkpoint: str | Path, out: str | Path, calibration: str | Pa
                 "files": [
                     {"backend": "onnx", "precision": "fp32", "file": "encoder.fp32.onnx"},
                     {"backend": "onnx", "precision": "int8", "file": "encoder.int8.onnx",
-                     "quantization": "static QDQ, per-channel, int8 weights and activations"},
+                     "quantization": quantization},
                 ],
             },
             "heads": {"word": {"kind": learner.head_kind, "learner": learner.name, "family": learner.family},

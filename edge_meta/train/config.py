@@ -52,7 +52,7 @@ class ValidationConfig:
     every: int = 250
     episodes: int = 300
     n_way: int = 10
-    shots: list[int] = field(default_factory=lambda: [1, 5])
+    shots: list[int] = field(default_factory=lambda: [1, 3])
     q_query: int = 5
 
 

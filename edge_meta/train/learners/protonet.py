@@ -33,4 +33,4 @@ class ProtoNet(Learner):
         return EpisodeResult(F.cross_entropy(logits, query_y), accuracy(logits, query_y))
 
     def export_head(self) -> dict[str, np.ndarray]:
-        return {"temperature": np.array(float(self.log_scale.exp()), dtype=np.float32)}
+        return {"temperature": np.array(self.log_scale.exp().item(), dtype=np.float32)}

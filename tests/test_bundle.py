@@ -1,0 +1,119 @@
+"""The bundle contract: verified on open, refused with a message naming the file when damaged."""
+
+import io
+import json
+import shutil
+import tarfile
+
+import numpy as np
+import pytest
+
+from edge_meta.bundle import MANIFEST, SCHEMA_VERSION, Bundle, write_manifest, write_tar
+from edge_meta.errors import BundleError
+from edge_meta.frontend import FrontendSpec
+
+
+@pytest.fixture()
+def bundle_dir(tmp_path):
+    d = tmp_path / "bundle"
+    d.mkdir()
+    (d / "encoder.int8.onnx").write_bytes(bytes(range(256)) * 40)
+    np.savez(d / "heads.npz", **{"word.temperature": np.float32(10.0), "background.word": np.eye(4, dtype=np.float16)})
+    write_manifest(d, {"frontend": FrontendSpec().to_dict(), "heads": {"word": {"kind": "prototype"}},
+                       "encoder": {"files": [{"backend": "onnx", "precision": "int8", "file": "encoder.int8.onnx"}]}})
+    return d
+
+
+def test_a_good_bundle_opens_and_exposes_its_parts(bundle_dir):
+    b = Bundle.open(bundle_dir)
+    assert b.manifest["schema_version"] == SCHEMA_VERSION
+    assert b.frontend == FrontendSpec()
+    assert b.encoder_file("onnx", "int8").name == "encoder.int8.onnx"
+    assert float(b.load_heads()["word.temperature"]) == 10.0
+    with pytest.raises(BundleError, match="no tflite int8 encoder"):
+        b.encoder_file("tflite", "int8")
+
+
+def test_flipped_byte_is_refused_naming_the_file(bundle_dir):
+    p = bundle_dir / "encoder.int8.onnx"
+    data = bytearray(p.read_bytes())
+    data[100] ^= 0x01
+    p.write_bytes(bytes(data))
+    with pytest.raises(BundleError, match="encoder.int8.onnx is damaged"):
+        Bundle.open(bundle_dir)
+
+
+def test_missing_and_unlisted_files_are_refused(bundle_dir, tmp_path):
+    other = tmp_path / "copy"
+    shutil.copytree(bundle_dir, other)
+    (bundle_dir / "heads.npz").unlink()
+    with pytest.raises(BundleError, match="heads.npz is missing"):
+        Bundle.open(bundle_dir)
+    (other / "extra.bin").write_bytes(b"x")
+    with pytest.raises(BundleError, match="extra.bin is not listed"):
+        Bundle.open(other)
+
+
+def test_edited_manifest_is_refused(bundle_dir):
+    m = json.loads((bundle_dir / MANIFEST).read_text())
+    m["thresholds"] = {"word": 0.0}
+    (bundle_dir / MANIFEST).write_text(json.dumps(m))
+    with pytest.raises(BundleError, match="edited after export"):
+        Bundle.open(bundle_dir)
+
+
+@pytest.mark.parametrize("text, match", [
+    ("{not json", "not valid JSON"),
+    ("[1, 2]", "not a JSON object"),
+    ('{"schema_version": 1}', "'bundle_id' is missing"),
+])
+def test_malformed_manifest_is_refused(bundle_dir, text, match):
+    (bundle_dir / MANIFEST).write_text(text)
+    with pytest.raises(BundleError, match=match):
+        Bundle.open(bundle_dir)
+
+
+def test_newer_schema_asks_for_an_upgrade(bundle_dir):
+    m = json.loads((bundle_dir / MANIFEST).read_text())
+    m["schema_version"] = SCHEMA_VERSION + 1
+    (bundle_dir / MANIFEST).write_text(json.dumps(m))
+    with pytest.raises(BundleError, match="newer than this edge-meta") as err:
+        Bundle.open(bundle_dir)
+    assert "pip install -U" in err.value.hint
+
+
+def test_missing_bundle_and_non_bundle_directory(tmp_path):
+    with pytest.raises(BundleError, match="no such bundle"):
+        Bundle.open(tmp_path / "nope")
+    with pytest.raises(BundleError, match="manifest.json is missing"):
+        Bundle.open(tmp_path)
+
+
+def test_tar_round_trip_and_unsafe_archives(bundle_dir, tmp_path):
+    tar_path = write_tar(bundle_dir, tmp_path / "b.tar")
+    b = Bundle.open(tar_path)
+    assert b.bundle_id == Bundle.open(bundle_dir).bundle_id
+    b.close()
+
+    evil = tmp_path / "evil.tar"
+    with tarfile.open(evil, "w") as tar:
+        info = tarfile.TarInfo("../escape.txt")
+        info.size = 3
+        tar.addfile(info, io.BytesIO(b"bad"))
+    with pytest.raises(BundleError, match="unsafe path"):
+        Bundle.open(evil)
+    assert not (tmp_path / "escape.txt").exists()
+
+    linked = tmp_path / "link.tar"
+    with tarfile.open(linked, "w") as tar:
+        info = tarfile.TarInfo("manifest.json")
+        info.type = tarfile.SYMTYPE
+        info.linkname = "/etc/passwd"
+        tar.addfile(info)
+    with pytest.raises(BundleError, match="only regular files"):
+        Bundle.open(linked)
+
+    truncated = tmp_path / "trunc.tar"
+    truncated.write_bytes(tar_path.read_bytes()[:700])
+    with pytest.raises(BundleError):
+        Bundle.open(truncated)

@@ -1,0 +1,88 @@
+"""Bad input from the shell: one line naming the problem and the fix, exit code 2, never a traceback."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+
+def edge_meta(*args, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "edge_meta.cli", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, timeout=300)
+
+
+@pytest.fixture()
+def takes(fsdd_dir):
+    return [fsdd_dir / "recordings" / f"6_lucas_{i}.wav" for i in range(3)]
+
+
+def _refused(r: subprocess.CompletedProcess, *needles: str) -> None:
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, r.stderr
+    for n in needles:
+        assert n in r.stderr
+
+
+def test_missing_empty_corrupt_and_non_audio_takes(tmp_path, takes):
+    store = tmp_path / "p.db"
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    corrupt = tmp_path / "corrupt.wav"
+    corrupt.write_bytes(takes[0].read_bytes()[:30])
+    text = tmp_path / "notes.wav"
+    text.write_text("hello\n" * 100)
+    for bad, why in [(tmp_path / "nope.wav", "no such file"), (empty, "empty"), (corrupt, "not a readable audio file"),
+                     (text, "not a readable audio file")]:
+        _refused(edge_meta("device", "enroll-word", "six", "--from", takes[0], bad, "--store", store), str(bad), why)
+
+
+def test_silent_and_overlong_takes(tmp_path, takes):
+    silent = tmp_path / "silent.wav"
+    sf.write(silent, np.zeros(16000, np.float32), 16000)
+    _refused(edge_meta("device", "enroll-word", "six", "--from", silent, "--store", tmp_path / "p.db"), "silent")
+    rng = np.random.default_rng(0)
+    speechy = np.concatenate([sf.read(t)[0] for t in takes] * 4)
+    long = tmp_path / "long.wav"
+    sf.write(long, speechy + 0.01 * rng.standard_normal(len(speechy)), 8000)
+    _refused(edge_meta("device", "enroll-word", "six", "--from", long, "--store", tmp_path / "p.db"), "must fit in")
+
+
+def test_wrong_rate_and_stereo_are_converted_with_a_warning(tmp_path, takes):
+    stereo = tmp_path / "stereo44k.wav"
+    x, sr = sf.read(takes[0])
+    from scipy.signal import resample_poly
+
+    y = resample_poly(x, 441, 80)
+    sf.write(stereo, np.stack([y, y], 1), 44100)
+    r = edge_meta("device", "enroll-word", "six", "--from", stereo, takes[1], takes[2], "--store", tmp_path / "p.db")
+    assert r.returncode == 0, r.stderr
+    assert "warning:" in r.stderr and "44100 Hz to 16000 Hz" in r.stderr and "down-mixed" in r.stderr
+
+
+def test_missing_and_damaged_bundle(tmp_path, takes):
+    _refused(edge_meta("device", "enroll-word", "six", "--from", *takes, "--bundle", tmp_path / "nope"), "no such bundle")
+    from edge_meta.resources import default_bundle_path
+    import shutil
+
+    broken = tmp_path / "bundle"
+    shutil.copytree(default_bundle_path(), broken)
+    (broken / "heads.npz").write_bytes(b"garbage")
+    _refused(edge_meta("device", "detect", takes[0], "--bundle", broken, "--store", tmp_path / "p.db"),
+             "heads.npz is damaged", "re-export")
+
+
+def test_unknown_label_and_nothing_enrolled(tmp_path, takes):
+    store = tmp_path / "p.db"
+    _refused(edge_meta("device", "detect", takes[0], "--store", store), "no words are enrolled")
+    _refused(edge_meta("device", "remove", "lights", "--store", store), "no enrolled word 'lights'")
+
+
+def test_help_teaches(tmp_path):
+    r = edge_meta("--help")
+    assert r.returncode == 0 and "examples:" in r.stdout and "edge-meta demo" in r.stdout
+    r = edge_meta("device", "enroll-word", "--help")
+    assert r.returncode == 0 and "--from" in r.stdout

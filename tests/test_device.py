@@ -1,0 +1,112 @@
+"""The device runtime on the shipped bundle and real recordings: enroll, store, detect, re-embed."""
+
+import json
+import os
+import shutil
+import stat
+
+import numpy as np
+import pytest
+
+from edge_meta.audio import read_audio
+from edge_meta.bundle import MANIFEST, write_manifest
+from edge_meta.demo import score_detections
+from edge_meta.device import Runtime
+from edge_meta.device.sources import ArraySource
+from edge_meta.errors import AudioError, StoreError
+from edge_meta.resources import default_bundle_path, samples_path
+
+
+def fsdd_takes(fsdd_dir, digit, speaker, takes):
+    return [fsdd_dir / "recordings" / f"{digit}_{speaker}_{t}.wav" for t in takes]
+
+
+def test_demo_stream_finds_the_enrolled_words(tmp_path):
+    """Three words, three takes each, from the shipped samples; the recorded stream holds each twice."""
+    truth = json.loads((samples_path() / "stream.json").read_text())
+    with Runtime.open(store=tmp_path / "p.db") as rt:
+        for word in truth["keywords"]:
+            rt.enroll_word(word, sorted((samples_path() / "enroll").glob(f"{word}_*.flac")), user=truth["user"])
+        detections = rt.detect_file(samples_path() / "stream.flac")
+    s = score_detections(detections, truth["words"])
+    assert s["hits"] >= s["keywords"] - 1
+    assert s["false_alarms"] + s["wrong_word"] <= 1
+
+
+def test_store_persists_words_and_is_private(tmp_path, fsdd_dir):
+    store = tmp_path / "profiles.db"
+    with Runtime.open(store=store) as rt:
+        w = rt.enroll_word("three", fsdd_takes(fsdd_dir, 3, "nicolas", range(3)), user="nico")
+        assert 0.0 < w.calibration.threshold < 1.0
+    assert stat.S_IMODE(os.stat(store).st_mode) == 0o600
+    with Runtime.open(store=store) as rt:
+        words = rt.store.words()
+        assert [(x.label, x.user, len(x.embeddings)) for x in words] == [("three", "nico", 3)]
+        rt.remove_word("three", "nico")
+        assert rt.store.words() == []
+        with pytest.raises(StoreError, match="no enrolled word"):
+            rt.remove_word("three", "nico")
+
+
+def test_detection_separates_enrolled_words_from_unknown_ones(tmp_path, fsdd_dir):
+    """Own speaker: enrolled words are found with the right label, other digits mostly come out unknown."""
+    with Runtime.open(store=tmp_path / "p.db") as rt:
+        for d in (1, 4, 7):
+            rt.enroll_word(str(d), fsdd_takes(fsdd_dir, d, "george", range(5)))
+        det_right = det_unknown = 0
+        for d in (1, 4, 7):
+            for t in range(10, 20):
+                hits = rt.detect_file(fsdd_dir / "recordings" / f"{d}_george_{t}.wav")
+                det_right += bool(hits) and hits[0].label == str(d)
+        for d in (0, 2, 3, 5, 6, 8, 9):
+            for t in range(10, 14):
+                det_unknown += not rt.detect_file(fsdd_dir / "recordings" / f"{d}_george_{t}.wav")
+    assert det_right >= 24  # of 30
+    assert det_unknown >= 21  # of 28
+
+
+def test_a_new_bundle_re_embeds_kept_audio(tmp_path, fsdd_dir):
+    other = tmp_path / "bundle2"
+    shutil.copytree(default_bundle_path(), other)
+    m = json.loads((other / MANIFEST).read_text())
+    m["provenance"]["note"] = "a rebuilt bundle has a new id"
+    for key in ("files", "bundle_id", "schema_version"):
+        m.pop(key)
+    write_manifest(other, m)
+    store = tmp_path / "p.db"
+    with Runtime.open(store=store) as rt:
+        rt.enroll_word("eight", fsdd_takes(fsdd_dir, 8, "yweweler", range(3)))
+        rt.enroll_word("two", fsdd_takes(fsdd_dir, 2, "yweweler", range(3)), keep_audio=False)
+        old = rt.bundle.bundle_id
+    with pytest.warns(UserWarning, match="'two' was enrolled with another model"), Runtime.open(other, store=store) as rt:
+        words = {w.label: w for w in rt.store.words()}
+        assert words["eight"].bundle_ids == [rt.bundle.bundle_id] * 3 != [old] * 3
+        assert words["two"].bundle_ids == [old] * 3
+        assert [k for k, _ in rt.detector().keys] == ["eight"]
+
+
+def test_bad_takes_are_refused_and_nothing_is_stored(tmp_path, fsdd_dir):
+    good = fsdd_takes(fsdd_dir, 5, "jackson", range(2))
+    with Runtime.open(store=tmp_path / "p.db") as rt:
+        with pytest.raises(AudioError, match="silent"):
+            rt.enroll_word("five", [*good, np.zeros(8000, np.float32)])
+        with pytest.raises(AudioError, match="NaN"):
+            rt.enroll_word("five", [*good, np.full(8000, np.nan, np.float32)])
+        with pytest.raises(StoreError, match="empty label"):
+            rt.enroll_word("  ", good)
+        assert rt.store.words() == []
+
+
+def test_streaming_in_odd_chunk_sizes_gives_the_same_detections(tmp_path, fsdd_dir):
+    audio = np.concatenate([np.zeros(8000, np.float32)] + [
+        np.concatenate([read_audio(p, announce=False), np.zeros(12000, np.float32)])
+        for p in fsdd_takes(fsdd_dir, 9, "theo", range(10, 14))])
+    with Runtime.open(store=tmp_path / "p.db") as rt:
+        rt.enroll_word("nine", fsdd_takes(fsdd_dir, 9, "theo", range(3)))
+        runs = []
+        for chunk_s in (0.1, 0.0137, 0.73):
+            det = rt.detector()
+            found = [d for c in ArraySource(audio, chunk_s).chunks() for d in det.process(c)] + det.flush()
+            runs.append([(d.label, round(d.start_s, 2)) for d in found])
+    assert runs[0] == runs[1] == runs[2]
+    assert len(runs[0]) >= 3
