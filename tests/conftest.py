@@ -33,3 +33,42 @@ def gsc_dir() -> Path:
 @pytest.fixture(scope="session")
 def arabic_dir() -> Path:
     return _corpus("arabic_speech_commands")
+
+
+@pytest.fixture(scope="session")
+def real_features(gsc_dir):
+    """Log-mel features of ~800 real Speech Commands clips (20 words, no digits) with word and speaker ids."""
+    import numpy as np
+
+    from edge_meta.corpora import ENGLISH_EVAL_WORDS, load_clips, read_corpus
+    from edge_meta.frontend import FrontendSpec, LogMel
+
+    corpus = read_corpus(gsc_dir).without_words(ENGLISH_EVAL_WORDS)
+    rng = np.random.default_rng(0)
+    items = []
+    for word in corpus.words:
+        mine = [i for i in corpus.items if i.word == word]
+        items += [mine[j] for j in rng.permutation(len(mine))[:40]]
+    feats = LogMel(FrontendSpec()).batch(load_clips(items, FrontendSpec().window_samples))
+    words, speakers = sorted({i.word for i in items}), sorted({i.speaker for i in items})
+    labels = np.array([words.index(i.word) for i in items])
+    return feats, labels, np.array([speakers.index(i.speaker) for i in items])
+
+
+@pytest.fixture()
+def episodes(real_features):
+    """episodes(n_way, k_shot, q_query, seed) -> iterator of (support, support_y, query, query_y) torch tensors."""
+    import torch
+
+    from edge_meta.episodes import EpisodeSampler
+
+    feats, labels, speakers = real_features
+
+    def make(n_way=5, k_shot=2, q_query=3, seed=0):
+        sampler = EpisodeSampler(labels, speakers, n_way, k_shot, q_query, "any", seed)
+        while True:
+            ep = sampler.sample()
+            yield (torch.from_numpy(feats[ep.support]), torch.from_numpy(ep.support_y),
+                   torch.from_numpy(feats[ep.query]), torch.from_numpy(ep.query_y))
+
+    return make

@@ -3,6 +3,7 @@ lands on opset 18, which cannot be down-converted for older device runtimes."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
@@ -33,7 +34,8 @@ def export_onnx(encoder: nn.Module, spec: FrontendSpec, path: Path) -> list[str]
     graph = EncoderGraph(encoder).eval()
     dummy = torch.zeros(1, 1, spec.n_mels, spec.n_frames)
     axes = {INPUT_NAME: {0: "batch"}, **{n: {0: "batch"} for n in graph.names}}
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the legacy exporter is chosen on purpose (see above)
         torch.onnx.export(graph, (dummy,), str(path), input_names=[INPUT_NAME], output_names=graph.names,
                           dynamic_axes=axes, opset_version=OPSET, dynamo=False)
     return graph.names

@@ -54,14 +54,17 @@ class DSCNN(nn.Module):
             nn.ReLU(),
         )
         self.blocks = nn.Sequential(*[DSBlock(channels, s, d) for s, d in zip(strides, dilations, strict=True)])
-        self.dropout = nn.Dropout(dropout)
         self.feature_dim = 2 * channels
+        # Pooled ReLU features share a large positive offset, which makes every embedding nearly the
+        # same direction at init (cosines ~0.99) and stalls metric learning; normalising them fixes it.
+        self.pool_norm = nn.BatchNorm1d(self.feature_dim)
+        self.dropout = nn.Dropout(dropout)
         self.embed_dim = embed_dim
         self.projections = nn.ModuleDict({name: nn.Linear(self.feature_dim, embed_dim) for name in projections})
 
     def trunk(self, x: torch.Tensor) -> torch.Tensor:
         h = self.blocks(self.stem(x))
-        return torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3))], dim=1)
+        return self.pool_norm(torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3))], dim=1))
 
     def embed(self, x: torch.Tensor, projection: str = "word") -> torch.Tensor:
         return F.normalize(self.projections[projection](self.dropout(self.trunk(x))), dim=-1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from edge_meta.train.learners.base import EpisodeResult, Learner
+from edge_meta.train.learners.base import EpisodeResult, HeadGraph, Learner
 from edge_meta.train.learners.protonet import ProtoNet
 
 LEARNERS: dict[str, type[Learner]] = {cls.name: cls for cls in (ProtoNet,)}
@@ -16,4 +16,4 @@ def build_learner(name: str, encoder: nn.Module, **kwargs) -> Learner:
     return LEARNERS[name](encoder, **kwargs)
 
 
-__all__ = ["LEARNERS", "EpisodeResult", "Learner", "build_learner"]
+__all__ = ["LEARNERS", "EpisodeResult", "HeadGraph", "Learner", "build_learner"]

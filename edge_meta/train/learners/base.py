@@ -20,6 +20,17 @@ class EpisodeResult:
     accuracy: float
 
 
+@dataclass
+class HeadGraph:
+    """A learned head module the exporter writes as ``heads/<name>.onnx`` (fp32, opset 17) for the device."""
+
+    module: nn.Module
+    inputs: tuple[torch.Tensor, ...]  # example inputs for tracing
+    input_names: list[str]
+    output_names: list[str]
+    dynamic_axes: dict[str, dict[int, str]]
+
+
 class Learner(nn.Module):
     name: str = ""
     family: str = ""  # metric | optimization | model-based
@@ -37,6 +48,10 @@ class Learner(nn.Module):
     def export_head(self) -> dict[str, np.ndarray]:
         """Arrays the device head needs, keyed by name; the manifest records ``head_kind``."""
         raise NotImplementedError
+
+    def head_graphs(self) -> dict[str, HeadGraph]:
+        """Learned modules the device runs through onnxruntime (relation module, generator, ...)."""
+        return {}
 
 
 def class_means(z: torch.Tensor, y: torch.Tensor, n_way: int) -> torch.Tensor:

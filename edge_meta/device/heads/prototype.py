@@ -1,4 +1,4 @@
-"""Adaptation heads that run after enrollment (numpy only).
+"""The prototype head (Prototypical networks) and per-word threshold calibration.
 
 `PrototypeHead` (Prototypical networks' head): one unit-length prototype per enrolled word, the
 normalised mean of its takes; a window's score for a word is the cosine to its prototype.
@@ -9,6 +9,7 @@ normalised mean of its takes; a window's score for a word is the cosine to its p
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -47,6 +48,11 @@ class PrototypeHead:
     def __init__(self) -> None:
         self.labels: list[str] = []
         self.prototypes = np.zeros((0, 0), dtype=np.float32)
+
+    @classmethod
+    def from_bundle(cls, arrays: dict[str, np.ndarray], graphs: dict[str, Path]) -> "PrototypeHead":
+        """Built from the bundle's ``word.*`` arrays and ``heads/*.onnx`` files (none needed here)."""
+        return cls()
 
     def fit(self, takes: dict[str, np.ndarray]) -> "PrototypeHead":
         self.labels = list(takes)

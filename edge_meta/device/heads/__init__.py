@@ -1,0 +1,14 @@
+"""Adaptation heads that run on the device after enrollment (numpy; ONNX graphs for learned modules).
+
+A head turns unit-length encoder embeddings into per-word scores (higher = more likely that word):
+``fit({word: (takes, D) embeddings})`` once per change of the enrolled words, then ``scores(emb)``
+per window. The bundle's manifest names the head kind its learner trained; `HEADS` maps it here.
+"""
+
+from __future__ import annotations
+
+from edge_meta.device.heads.prototype import Calibration, PrototypeHead, calibrate_threshold
+
+HEADS = {PrototypeHead.kind: PrototypeHead}
+
+__all__ = ["HEADS", "Calibration", "PrototypeHead", "calibrate_threshold"]

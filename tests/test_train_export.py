@@ -1,0 +1,87 @@
+"""Workstation chain on real clips: meta-train a tiny encoder, export it, open the bundle on the 'device'."""
+
+import json
+
+import numpy as np
+import pytest
+
+from edge_meta.bundle import Bundle
+from edge_meta.corpora import ENGLISH_EVAL_WORDS, load_clips, read_corpus
+from edge_meta.device.backends import open_backend
+from edge_meta.frontend import LogMel
+from edge_meta.metrics import centred_cosine
+from edge_meta.train.config import config_from_dict
+from edge_meta.train.trainer import Trainer
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, gsc_dir):
+    out = tmp_path_factory.mktemp("run")
+    cfg = config_from_dict({
+        "out": str(out), "cache_dir": str(out / "cache"), "seed": 1,
+        "corpora": [{"path": str(gsc_dir), "exclude_eval_words": True}],
+        "encoder": {"name": "dscnn", "channels": 16, "embed_dim": 32},
+        "episodes": {"n_way": 5, "k_shot": 2, "q_query": 3, "real_ratio": 1.0},
+        "optim": {"steps": 60, "lr": 0.005, "warmup": 5},
+        "validation": {"every": 30, "episodes": 20, "n_way": 5, "shots": [1]},
+    })
+    trainer = Trainer(cfg, progress=False)
+    best = trainer.run()
+    return cfg, trainer, best, out
+
+
+def test_training_writes_checkpoints_logs_and_the_loss_falls(tiny_run):
+    cfg, trainer, best, out = tiny_run
+    assert best.exists() and (out / "last.pt").exists()
+    rows = (out / "log.csv").read_text().splitlines()
+    assert rows[0].startswith("step,loss") and len(rows) == 61
+    losses = np.array([float(r.split(",")[1]) for r in rows[1:]])
+    assert losses[-20:].mean() < losses[:10].mean() - 0.1
+    assert 0.2 < trainer.best_val <= 1.0
+
+
+def test_resume_continues_from_the_last_checkpoint(tiny_run):
+    cfg, _, _, out = tiny_run
+    cfg.optim.steps = 64
+    t = Trainer(cfg, progress=False)
+    t.resume(out / "last.pt")
+    assert t.step == 60
+    t.run()
+    assert t.step == 64
+
+
+def test_export_round_trip_on_real_clips(tiny_run, gsc_dir, tmp_path):
+    from edge_meta.export.exporter import export_bundle
+
+    cfg, _, best, _ = tiny_run
+    report = export_bundle(best, tmp_path / "bundle", calibration=gsc_dir, tar=True)
+    b = Bundle.open(tmp_path / "bundle")
+    assert b.bundle_id == report.bundle_id and Bundle.open(tmp_path / "bundle.tar").bundle_id == b.bundle_id
+    assert set(b.manifest["files"]) == {"encoder.fp32.onnx", "encoder.int8.onnx", "heads.npz", "report.json"}
+    assert b.manifest["frontend"] == cfg.frontend.to_dict()
+    assert b.manifest["provenance"]["learner"] == "protonet"
+    assert json.loads(b.path_of("report.json").read_text())["parity"] == report.parity
+    heads = b.load_heads()
+    assert heads["background.word"].shape == (256, 32) and float(heads["word.temperature"]) > 1.0
+
+    # fp32 and int8 agree on real clips the calibration never saw (FSDD is not in the calibration corpus)
+    items = read_corpus(gsc_dir).without_words(ENGLISH_EVAL_WORDS).items[1::97][:40]
+    feats = LogMel(b.frontend).batch(load_clips(items, b.frontend.window_samples))
+    e32 = open_backend(b, "onnx", "fp32").embed(feats)["word"]
+    e8 = open_backend(b, "onnx", "int8").embed(feats)["word"]
+    assert e32.shape == (40, 32)
+    np.testing.assert_allclose(np.linalg.norm(e8, axis=1), 1.0, atol=1e-5)
+    assert centred_cosine(e32, e8).mean() > 0.98
+    assert report.parity["centred cosine, mean"] > 0.98
+
+
+def test_checkpoint_errors_are_clear(tmp_path):
+    from edge_meta.errors import ConfigError
+    from edge_meta.train.checkpoint import load_checkpoint
+
+    with pytest.raises(ConfigError, match="checkpoint not found"):
+        load_checkpoint(tmp_path / "none.pt")
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(ConfigError, match="not a readable edge-meta checkpoint"):
+        load_checkpoint(junk)
