@@ -117,7 +117,7 @@ def _noise_windows(paths: list[Path], window: int) -> np.ndarray:
 
 def export_bundle(checkpoint: str | Path, out: str | Path, calibration: str | Path,
                   tar: bool = False, fsdd: str | Path | None = None, activations: str = "u8") -> ExportReport:
-    from edge_meta.export.onnx_export import INPUT_NAME, export_onnx
+    from edge_meta.export.onnx_export import INPUT_NAME, export_head_graph, export_onnx
     from edge_meta.export.quantize import quantize_int8
     from edge_meta.train.checkpoint import load_checkpoint
 
@@ -153,6 +153,11 @@ def export_bundle(checkpoint: str | Path, out: str | Path, calibration: str | Pa
         background = unit(background[rng.permutation(len(background))[:BACKGROUND_SIZE]]).astype(np.float16)
 
         heads = {f"word.{k}": v for k, v in learner.export_head().items()}
+        graphs = learner.head_graphs()
+        if graphs:
+            (stage / "heads").mkdir()
+        for name, graph in graphs.items():
+            export_head_graph(graph, stage / "heads" / f"{name}.onnx")
         heads["background.word"] = background
         np.savez(stage / "heads.npz", **heads)
         (stage / "report.json").write_text(json.dumps(
@@ -173,7 +178,8 @@ def export_bundle(checkpoint: str | Path, out: str | Path, calibration: str | Pa
                      "quantization": quantization},
                 ],
             },
-            "heads": {"word": {"kind": learner.head_kind, "learner": learner.name, "family": learner.family},
+            "heads": {"word": {"kind": learner.head_kind, "learner": learner.name, "family": learner.family,
+                               "graphs": {n: f"heads/{n}.onnx" for n in graphs}},
                       "file": "heads.npz", "arrays": sorted(heads)},
             "thresholds": {"word": round(report.default_threshold, 4)},
             "provenance": {

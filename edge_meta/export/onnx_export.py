@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from edge_meta.frontend import FrontendSpec
+from edge_meta.train.learners.base import HeadGraph
 
 INPUT_NAME = "features"
 OPSET = 17
@@ -39,3 +40,13 @@ def export_onnx(encoder: nn.Module, spec: FrontendSpec, path: Path) -> list[str]
         torch.onnx.export(graph, (dummy,), str(path), input_names=[INPUT_NAME], output_names=graph.names,
                           dynamic_axes=axes, opset_version=OPSET, dynamo=False)
     return graph.names
+
+
+def export_head_graph(graph: HeadGraph, path: Path) -> None:
+    """A learner's head module (relation module, generator, ...) as fp32 ONNX: tiny, so not quantised."""
+    module = graph.module.eval()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(module, graph.inputs, str(path), input_names=graph.input_names,
+                          output_names=graph.output_names, dynamic_axes=graph.dynamic_axes,
+                          opset_version=OPSET, dynamo=False)

@@ -1,0 +1,51 @@
+"""FSDD few-shot table (DESIGN.md protocol rows 1-2 + cost): edge-meta fp32 vs int8 and MFCC+DTW.
+
+    OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/fsdd_fewshot.py [--bundle DIR] [--episodes 1000] [--write]
+
+Prints the table; with --write it also replaces the table in benchmarks/RESULTS.md (between the
+fsdd-fewshot markers) together with the machine, date and command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import sys
+from pathlib import Path
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+from edge_meta.bench.fewshot import run_bench  # noqa: E402
+
+RESULTS = Path(__file__).with_name("RESULTS.md")
+BEGIN, END = "<!-- fsdd-fewshot:begin -->", "<!-- fsdd-fewshot:end -->"
+
+
+def replace_section(text: str, body: str) -> str:
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        return head + BEGIN + "\n" + body + "\n" + END + rest.split(END, 1)[1]
+    return text.rstrip() + "\n\n" + BEGIN + "\n" + body + "\n" + END + "\n"
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--bundle", help="bundle to measure (default: the shipped one)")
+    p.add_argument("--fsdd", default="../shared/data/fsdd")
+    p.add_argument("--episodes", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
+    args = p.parse_args()
+    result = run_bench(args.bundle, args.fsdd, episodes=args.episodes, seed=args.seed)
+    if args.write:
+        cmd = "OPENBLAS_NUM_THREADS=1 .venv/bin/python " + " ".join(["benchmarks/fsdd_fewshot.py", *sys.argv[1:]])
+        body = (f"Measured {dt.date.today()} on {platform.machine()}, {os.cpu_count()} cores ({result.meta['machine']}), "
+                f"bundle `{result.meta['bundle']}`.\nCommand: `{cmd}`\n\n{result.table()}")
+        RESULTS.write_text(replace_section(RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n", body))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
