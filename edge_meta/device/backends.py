@@ -26,25 +26,31 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return (x / (np.linalg.norm(x, axis=-1, keepdims=True) + 1e-12)).astype(np.float32)
 
 
+def onnx_session(model_path: str | Path, threads: int = 1):
+    """An onnxruntime CPU session with ``threads`` intra-op threads (1 keeps a Pi responsive); a model
+    onnxruntime cannot load is a damaged bundle."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise BundleError("onnxruntime is not installed", "pip install 'edge-meta[device]'") from None
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3
+    try:
+        return ort.InferenceSession(str(model_path), opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own exception types for bad models
+        raise BundleError(f"{model_path}: onnxruntime cannot load it ({str(exc)[:200]})", REBUILD_HINT) from None
+
+
 class OnnxBackend:
-    """onnxruntime on the CPU, ``threads`` intra-op threads (1 keeps a Pi responsive)."""
+    """The encoder in onnxruntime on the CPU."""
 
     name = "onnx"
 
     def __init__(self, model_path: str | Path, threads: int = 1) -> None:
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise BundleError("onnxruntime is not installed", "pip install 'edge-meta[device]'") from None
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(str(model_path), opts, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own exception types for bad models
-            raise BundleError(f"{model_path}: onnxruntime cannot load the encoder ({str(exc)[:200]})", REBUILD_HINT) from None
+        self.session = onnx_session(model_path, threads)
         self.input_name = self.session.get_inputs()[0].name
         self.outputs = [o.name for o in self.session.get_outputs()]
 

@@ -37,6 +37,14 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """Weight decay on weight matrices and kernels only: decaying biases, norms and the learners'
+    log-space scalars (temperatures, step sizes) would pull them toward arbitrary values."""
+    decay = [p for p in model.parameters() if p.ndim >= 2]
+    rest = [p for p in model.parameters() if p.ndim < 2]
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
+
+
 @dataclass
 class SubsetSampler:
     """An EpisodeSampler over a subset of the bank, returning bank indices."""
@@ -82,8 +90,7 @@ class Trainer:
         self.frontend = LogMelTorch(config.frontend).to(self.device)
         encoder = build_encoder(config.encoder.name, n_mels=config.frontend.n_mels, **config.encoder.options)
         self.learner: Learner = build_learner(config.learner.name, encoder, **config.learner.options).to(self.device)
-        self.optimizer = torch.optim.AdamW(self.learner.parameters(), lr=config.optim.lr,
-                                           weight_decay=config.optim.weight_decay)
+        self.optimizer = torch.optim.AdamW(param_groups(self.learner, config.optim.weight_decay), lr=config.optim.lr)
         self.step = 0
         self.best_val = -1.0
         self.history: list[dict] = []

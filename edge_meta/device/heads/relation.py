@@ -1,0 +1,44 @@
+"""The relation-networks head: a learned module scores a window against each word's prototype.
+
+Prototypes are made here in numpy (normalised mean of a word's unit takes, as in training); the
+relation module ``heads/relation.onnx`` scores every (window, word) pair in one onnxruntime call,
+for any number of windows and words. A score is an absolute match score in [0, 1] (trained by
+regression to 1/0 per pair), so it is thresholded per word.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edge_meta.device.backends import onnx_session
+from edge_meta.metrics import unit
+
+
+class RelationHead:
+    """Relation-module scores against per-word prototypes; `fit` takes {word: (takes, D)}."""
+
+    kind = "relation"
+
+    def __init__(self, graph: Path) -> None:
+        self.session = onnx_session(graph)
+        self.labels: list[str] = []
+        self.prototypes = np.zeros((0, 0), dtype=np.float32)
+
+    @classmethod
+    def from_bundle(cls, arrays: dict[str, np.ndarray], graphs: dict[str, Path]) -> "RelationHead":
+        return cls(graphs["relation"])
+
+    def fit(self, takes: dict[str, np.ndarray]) -> "RelationHead":
+        self.labels = list(takes)
+        self.prototypes = (np.stack([unit(unit(t).mean(0)) for t in takes.values()]).astype(np.float32)
+                           if takes else np.zeros((0, 0), np.float32))
+        return self
+
+    def scores(self, emb: np.ndarray) -> np.ndarray:
+        """(B, words) relation scores in [0, 1] of unit-length embeddings."""
+        if not self.labels:
+            return np.zeros((len(emb), 0), dtype=np.float32)
+        query = np.ascontiguousarray(emb, dtype=np.float32)
+        return self.session.run(["scores"], {"query": query, "prototypes": self.prototypes})[0]
