@@ -7,12 +7,14 @@ per window. The bundle's manifest names the head kind its learner trained; `HEAD
 
 from __future__ import annotations
 
+from edge_meta.device.heads.graph_heads import MemoryHead, MetaNetHead, SnailHead
 from edge_meta.device.heads.last_layer import LastLayerHead
 from edge_meta.device.heads.matching import MatchingHead
 from edge_meta.device.heads.prototype import Calibration, PrototypeHead, calibrate_threshold
 from edge_meta.device.heads.relation import RelationHead
 
-HEADS = {cls.kind: cls for cls in (PrototypeHead, MatchingHead, RelationHead, LastLayerHead)}
+HEADS = {cls.kind: cls for cls in (PrototypeHead, MatchingHead, RelationHead, LastLayerHead, MemoryHead, MetaNetHead,
+                                   SnailHead)}
 
-__all__ = ["HEADS", "Calibration", "LastLayerHead", "MatchingHead", "PrototypeHead", "RelationHead",
-           "calibrate_threshold"]
+__all__ = ["HEADS", "Calibration", "LastLayerHead", "MatchingHead", "MemoryHead", "MetaNetHead", "PrototypeHead",
+           "RelationHead", "SnailHead", "calibrate_threshold"]
