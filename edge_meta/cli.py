@@ -59,7 +59,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from edge_meta.export.exporter import export_bundle
 
     report = export_bundle(args.checkpoint, args.out, calibration=args.calibration, tar=args.tar,
-                           fsdd=None if args.no_bench else args.fsdd, activations=args.activations)
+                           fsdd=None if args.no_bench else args.fsdd, activations=args.activations,
+                           formats=tuple(f.strip() for f in args.formats.split(",")))
     print(report.table())
     return 0
 
@@ -115,6 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--calibration", default="../shared/data/speech_commands_test",
                    help="corpus of real clips for int8 calibration and the parity report")
     e.add_argument("--tar", action="store_true", help="also write OUT.tar")
+    e.add_argument("--formats", default="onnx,tflite",
+                   help="encoder formats: onnx (always) and tflite (needs the export-tflite extra; skipped with a note if absent)")
     e.add_argument("--activations", choices=["u8", "s8"], default="u8",
                    help="int8 activation type (u8 is faster on x86; both run on ARM)")
     e.add_argument("--fsdd", default="../shared/data/fsdd",

@@ -54,13 +54,18 @@ def test_export_round_trip_on_real_clips(tiny_run, gsc_dir, tmp_path):
     from edge_meta.export.exporter import export_bundle
 
     cfg, _, best, _ = tiny_run
-    report = export_bundle(best, tmp_path / "bundle", calibration=gsc_dir, tar=True)
+    from edge_meta.export.tflite_export import tflite_available
+
+    report = export_bundle(best, tmp_path / "bundle", calibration=gsc_dir, tar=True, progress=False)
     b = Bundle.open(tmp_path / "bundle")
     assert b.bundle_id == report.bundle_id and Bundle.open(tmp_path / "bundle.tar").bundle_id == b.bundle_id
-    assert set(b.manifest["files"]) == {"encoder.fp32.onnx", "encoder.int8.onnx", "heads.npz", "report.json"}
+    expected = {"encoder.fp32.onnx", "encoder.int8.onnx", "heads.npz", "report.json"}
+    if tflite_available():
+        expected.add("encoder.int8.tflite")
+    assert set(b.manifest["files"]) == expected
     assert b.manifest["frontend"] == cfg.frontend.to_dict()
     assert b.manifest["provenance"]["learner"] == "protonet"
-    assert json.loads(b.path_of("report.json").read_text())["parity"] == report.parity
+    assert json.loads(b.path_of("report.json").read_text())["parity_vs_onnx_fp32"] == report.parity
     heads = b.load_heads()
     assert heads["background.word"].shape == (256, 32) and float(heads["word.temperature"]) > 1.0
 
@@ -72,7 +77,11 @@ def test_export_round_trip_on_real_clips(tiny_run, gsc_dir, tmp_path):
     assert e32.shape == (40, 32)
     np.testing.assert_allclose(np.linalg.norm(e8, axis=1), 1.0, atol=1e-5)
     assert centred_cosine(e32, e8).mean() > 0.98
-    assert report.parity["centred cosine, mean"] > 0.98
+    assert report.parity["onnx int8"]["centred cosine mean"] > 0.98
+    if tflite_available():
+        tfl = open_backend(b, "tflite", "int8").embed(feats)["word"]
+        assert tfl.shape == e32.shape and centred_cosine(e32, tfl).mean() > 0.95
+        assert report.parity["tflite int8"]["top-1 agreement"] > 0.8
 
 
 def test_checkpoint_errors_are_clear(tmp_path):

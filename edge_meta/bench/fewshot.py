@@ -142,10 +142,14 @@ def run_bench(bundle: str | Path | None, fsdd: str | Path, episodes: int = 1000,
                                    "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.processor() or platform.system()}"})
         systems: dict[str, object] = {}
         probe = logmel.batch(np.stack([fix_length(c, logmel.spec.window_samples) for c in data.clips[:30]]))
-        for precision in precisions:
-            backend = open_backend(b, "onnx", precision, threads=1)
-            systems[f"edge-meta {precision} (ONNX)"] = embed_clips(backend, logmel, data.clips)
-            result.cost[f"encoder ms/window, ONNX {precision}, 1 thread"] = encoder_latency_ms(backend, probe)
+        for entry in b.manifest["encoder"]["files"]:
+            backend_name, precision = entry["backend"], entry["precision"]
+            if precision not in precisions:
+                continue
+            backend = open_backend(b, backend_name, precision, threads=1)
+            label = f"{backend_name.upper() if backend_name == 'onnx' else 'TFLite'} {precision}"
+            systems[f"edge-meta {label}"] = embed_clips(backend, logmel, data.clips)
+            result.cost[f"encoder ms/window, {label}, 1 thread"] = encoder_latency_ms(backend, probe)
         if baseline:
             systems["MFCC + DTW templates"] = dtw_scorer(data, logmel.spec, Path(cache_dir) if cache_dir else None)
         result.rows = run_protocols(systems, data, episodes, seed)

@@ -59,10 +59,16 @@ class OnnxBackend:
         return {name: _unit(v) for name, v in zip(self.outputs, values)}
 
 
-BACKENDS = {"onnx": OnnxBackend}
+BACKENDS = ("onnx", "tflite")
 
 
 def open_backend(bundle: Bundle, backend: str = "onnx", precision: str = "int8", threads: int = 1) -> EncoderBackend:
+    """The bundle's encoder in onnxruntime or a TFLite interpreter (imported only when asked for)."""
     if backend not in BACKENDS:
-        raise BundleError(f"unknown backend {backend!r}", f"choose one of {sorted(BACKENDS)}")
-    return BACKENDS[backend](bundle.encoder_file(backend, precision), threads=threads)
+        raise BundleError(f"unknown backend {backend!r}", f"choose one of {list(BACKENDS)}")
+    path = bundle.encoder_file(backend, precision)
+    if backend == "tflite":
+        from edge_meta.device.tflite_backend import TfliteBackend
+
+        return TfliteBackend(path, threads, outputs=bundle.manifest["encoder"]["outputs"])
+    return OnnxBackend(path, threads=threads)

@@ -37,15 +37,16 @@ class ExportReport:
     bundle: Path
     bundle_id: str = ""
     files: dict[str, int] = field(default_factory=dict)
-    parity: dict[str, float] = field(default_factory=dict)
+    parity: dict[str, dict[str, float]] = field(default_factory=dict)  # per quantised encoder, vs onnx fp32
     latency_ms: dict[str, float] = field(default_factory=dict)
     default_threshold: float = 0.0
 
     def table(self) -> str:
         lines = [f"bundle {self.bundle} (id {self.bundle_id})", "", "| file | bytes |", "|---|---|"]
         lines += [f"| {k} | {v:,} |" for k, v in self.files.items()]
-        lines += ["", "| fp32 vs int8 on held-out real clips | value |", "|---|---|"]
-        lines += [f"| {k} | {v:.4f} |" for k, v in self.parity.items()]
+        metrics = list(next(iter(self.parity.values()), {}))
+        lines += ["", "| vs ONNX fp32, held-out real clips | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 1) + "|"]
+        lines += [f"| {name} | " + " | ".join(f"{row[m]:.4f}" for m in metrics) + " |" for name, row in self.parity.items()]
         lines += ["", "| encoder latency per 1 s window, 1 thread | ms |", "|---|---|"]
         lines += [f"| {k} | {v:.3f} |" for k, v in self.latency_ms.items()]
         lines += ["", f"default word threshold (cosine, ~{TARGET_FALSE_ACCEPT:.0%} false accepts on calibration words): "
@@ -91,20 +92,19 @@ def _threshold(emb: np.ndarray, labels: np.ndarray, seed: int = 0) -> float:
     return float(np.quantile(np.concatenate(negatives), 1 - TARGET_FALSE_ACCEPT))
 
 
-def _parity(e32: np.ndarray, e8: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """How closely int8 follows fp32: centred cosine, and 10-way 5-shot decisions on the same episodes."""
-    cc = centred_cosine(e32, e8)
+def _parity(reference: np.ndarray, candidate: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """How closely a quantised encoder follows fp32: centred cosine, and 10-way 5-shot decisions on the same episodes."""
+    cc = centred_cosine(reference, candidate)
     sampler = EpisodeSampler(labels, np.zeros(len(labels), int), 10, 5, 5, "any", 0)
-    agree, acc32, acc8 = [], [], []
+    agree, acc_ref, acc = [], [], []
     for _ in range(300):
         ep = sampler.sample()
-        p32, p8 = prototype_scores(e32, ep).argmax(1), prototype_scores(e8, ep).argmax(1)
-        agree.append(np.mean(p32 == p8))
-        acc32.append(np.mean(p32 == ep.query_y))
-        acc8.append(np.mean(p8 == ep.query_y))
-    return {"centred cosine, mean": float(cc.mean()), "centred cosine, min": float(cc.min()),
-            "10-way 5-shot top-1 agreement": mean_ci(agree).mean,
-            "10-way 5-shot accuracy fp32": mean_ci(acc32).mean, "10-way 5-shot accuracy int8": mean_ci(acc8).mean}
+        p_ref, p = prototype_scores(reference, ep).argmax(1), prototype_scores(candidate, ep).argmax(1)
+        agree.append(np.mean(p_ref == p))
+        acc_ref.append(np.mean(p_ref == ep.query_y))
+        acc.append(np.mean(p == ep.query_y))
+    return {"centred cosine mean": float(cc.mean()), "centred cosine min": float(cc.min()),
+            "top-1 agreement": mean_ci(agree).mean, "accuracy delta (pt)": 100 * (mean_ci(acc).mean - mean_ci(acc_ref).mean)}
 
 
 def _noise_windows(paths: list[Path], window: int) -> np.ndarray:
@@ -115,11 +115,28 @@ def _noise_windows(paths: list[Path], window: int) -> np.ndarray:
     return np.stack(out) if out else np.zeros((0, window), np.float32)
 
 
-def export_bundle(checkpoint: str | Path, out: str | Path, calibration: str | Path,
-                  tar: bool = False, fsdd: str | Path | None = None, activations: str = "u8") -> ExportReport:
+def export_bundle(checkpoint: str | Path, out: str | Path, calibration: str | Path, tar: bool = False,
+                  fsdd: str | Path | None = None, activations: str = "u8", formats: tuple[str, ...] = ("onnx", "tflite"),
+                  progress: bool = True) -> ExportReport:
+    """Checkpoint -> verified bundle directory (and .tar); TFLite is skipped with a note when litert-torch is missing."""
+    from tqdm import tqdm
+
     from edge_meta.export.onnx_export import INPUT_NAME, export_head_graph, export_onnx
     from edge_meta.export.quantize import quantize_int8
+    from edge_meta.export.tflite_export import export_tflite_int8, tflite_available
     from edge_meta.train.checkpoint import load_checkpoint
+
+    if "tflite" in formats and not tflite_available():
+        tqdm.write("note: litert-torch is not installed, so the bundle gets no TFLite encoder "
+                   "(pip install 'edge-meta[export-tflite]')")
+        formats = tuple(f for f in formats if f != "tflite")
+    steps = ["load", "onnx", "quantise onnx", *(["tflite"] if "tflite" in formats else []), "heads", "report",
+             *(["fsdd bench"] if fsdd and Path(fsdd).exists() else []), "write"]
+    bar = tqdm(total=len(steps), desc="export", unit="step", disable=not progress)
+
+    def step(name: str) -> None:
+        bar.set_postfix_str(name)
+        bar.update(1)
 
     cfg, learner, state = load_checkpoint(checkpoint)
     spec = cfg.frontend
@@ -128,29 +145,23 @@ def export_bundle(checkpoint: str | Path, out: str | Path, calibration: str | Pa
     calib_items, parity_items, noise_paths = calibration_sets(calibration, cfg.seed)
     calib = logmel.batch(load_clips(calib_items, spec.window_samples))
     parity = logmel.batch(load_clips(parity_items, spec.window_samples))
-    noise = _noise_windows(noise_paths, spec.window_samples)
-    calib_all = np.concatenate([calib, logmel.batch(noise)]) if len(noise) else calib
+    noise = logmel.batch(_noise_windows(noise_paths, spec.window_samples))
+    calib_all = np.concatenate([calib, noise])
+    step("load")
 
     with tempfile.TemporaryDirectory() as tmp:
         stage = Path(tmp) / "bundle"
         stage.mkdir()
         outputs = export_onnx(learner.encoder, spec, stage / "encoder.fp32.onnx")
-        quantization = quantize_int8(stage / "encoder.fp32.onnx", stage / "encoder.int8.onnx", calib_all, activations)
-
-        fp32 = OnnxBackend(stage / "encoder.fp32.onnx")
-        int8 = OnnxBackend(stage / "encoder.int8.onnx")
-        e32, e8 = fp32.embed(parity)["word"], int8.embed(parity)["word"]
-        labels = np.array([sorted({i.label for i in parity_items}).index(i.label) for i in parity_items])
-        report = ExportReport(bundle=out)
-        report.parity = _parity(e32, e8, labels)
-        report.latency_ms = {"onnx fp32": encoder_latency_ms(fp32, parity), "onnx int8": encoder_latency_ms(int8, parity)}
-
-        calib_emb = fp32.embed(calib)["word"]
-        calib_labels = np.array([sorted({i.label for i in calib_items}).index(i.label) for i in calib_items])
-        report.default_threshold = _threshold(calib_emb, calib_labels)
-        background = np.concatenate([calib_emb, fp32.embed(logmel.batch(noise))["word"]]) if len(noise) else calib_emb
-        rng = np.random.default_rng(cfg.seed)
-        background = unit(background[rng.permutation(len(background))[:BACKGROUND_SIZE]]).astype(np.float16)
+        step("onnx")
+        files = [{"backend": "onnx", "precision": "fp32", "file": "encoder.fp32.onnx"},
+                 {"backend": "onnx", "precision": "int8", "file": "encoder.int8.onnx",
+                  "quantization": quantize_int8(stage / "encoder.fp32.onnx", stage / "encoder.int8.onnx", calib_all, activations)}]
+        step("quantise onnx")
+        if "tflite" in formats:
+            files.append({"backend": "tflite", "precision": "int8", "file": "encoder.int8.tflite",
+                          "quantization": export_tflite_int8(learner.encoder, calib_all, stage / "encoder.int8.tflite")})
+            step("tflite")
 
         heads = {f"word.{k}": v for k, v in learner.export_head().items()}
         graphs = learner.head_graphs()
@@ -158,11 +169,30 @@ def export_bundle(checkpoint: str | Path, out: str | Path, calibration: str | Pa
             (stage / "heads").mkdir()
         for name, graph in graphs.items():
             export_head_graph(graph, stage / "heads" / f"{name}.onnx")
-        heads["background.word"] = background
+        reference = OnnxBackend(stage / "encoder.fp32.onnx")
+        calib_emb = reference.embed(calib)
+        calib_labels = np.array([sorted({i.label for i in calib_items}).index(i.label) for i in calib_items])
+        report = ExportReport(bundle=out, default_threshold=_threshold(calib_emb["word"], calib_labels))
+        noise_emb = reference.embed(noise)
+        rng = np.random.default_rng(cfg.seed)
+        for output in outputs:  # a bank of other words and noise per embedding: open-set negatives on the device
+            bank = np.concatenate([calib_emb[output], noise_emb[output]])
+            heads[f"background.{output}"] = unit(bank[rng.permutation(len(bank))[:BACKGROUND_SIZE]]).astype(np.float16)
         np.savez(stage / "heads.npz", **heads)
+        step("heads")
+
+        labels = np.array([sorted({i.label for i in parity_items}).index(i.label) for i in parity_items])
+        ref_emb = reference.embed(parity)["word"]
+        report.latency_ms["onnx fp32"] = encoder_latency_ms(reference, parity)
+        for entry in files[1:]:
+            backend = _open_encoder(stage, entry, outputs)
+            name = f"{entry['backend']} {entry['precision']}"
+            report.parity[name] = _parity(ref_emb, backend.embed(parity)["word"], labels)
+            report.latency_ms[name] = encoder_latency_ms(backend, parity)
         (stage / "report.json").write_text(json.dumps(
-            {"parity": report.parity, "latency_ms": report.latency_ms, "default_threshold": report.default_threshold},
-            indent=2) + "\n")
+            {"parity_vs_onnx_fp32": report.parity, "latency_ms": report.latency_ms,
+             "default_threshold": report.default_threshold}, indent=2) + "\n")
+        step("report")
 
         manifest = {
             "edge_meta_version": __version__,
@@ -171,12 +201,7 @@ def export_bundle(checkpoint: str | Path, out: str | Path, calibration: str | Pa
             "encoder": {
                 "name": cfg.encoder.name, "options": cfg.encoder.options, "input": INPUT_NAME,
                 "input_shape": ["batch", 1, spec.n_mels, spec.n_frames], "outputs": outputs,
-                "embed_dim": int(e32.shape[1]),
-                "files": [
-                    {"backend": "onnx", "precision": "fp32", "file": "encoder.fp32.onnx"},
-                    {"backend": "onnx", "precision": "int8", "file": "encoder.int8.onnx",
-                     "quantization": quantization},
-                ],
+                "embed_dim": int(ref_emb.shape[1]), "files": files,
             },
             "heads": {"word": {"kind": learner.head_kind, "learner": learner.name, "family": learner.family,
                                "graphs": {n: f"heads/{n}.onnx" for n in graphs}},
@@ -194,6 +219,7 @@ def export_bundle(checkpoint: str | Path, out: str | Path, calibration: str | Pa
             manifest["provenance"]["benchmark_fsdd_300_episodes"] = {
                 f"{system} {proto}": round(e.mean, 4) for system, row in bench.rows.items() for proto, e in row.items()}
             write_manifest(stage, manifest)
+            step("fsdd bench")
         if out.exists():
             shutil.rmtree(out)
         shutil.copytree(stage, out)
@@ -202,4 +228,14 @@ def export_bundle(checkpoint: str | Path, out: str | Path, calibration: str | Pa
     report.files = {k: v["bytes"] for k, v in bundle.manifest["files"].items()}
     if tar:
         write_tar(out, out.with_suffix(".tar"))
+    step("write")
+    bar.close()
     return report
+
+
+def _open_encoder(stage: Path, entry: dict, outputs: list[str]):
+    if entry["backend"] == "tflite":
+        from edge_meta.device.tflite_backend import TfliteBackend
+
+        return TfliteBackend(stage / entry["file"], outputs=outputs)
+    return OnnxBackend(stage / entry["file"])
