@@ -13,7 +13,7 @@ import warnings
 from pathlib import Path
 
 from edge_meta import __version__
-from edge_meta.errors import EdgeMetaError
+from edge_meta.errors import ConfigError, EdgeMetaError
 
 EXAMPLES = """\
 examples:
@@ -66,6 +66,18 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    if args.learners:
+        from edge_meta.bench.learners import bench_learners, table
+        from edge_meta.train.learners import LEARNERS
+
+        names = sorted(LEARNERS) if args.learners == "all" else [n.strip() for n in args.learners.split(",")]
+        unknown = sorted(set(names) - set(LEARNERS))
+        if unknown:
+            raise ConfigError(f"unknown learner(s) {unknown}", f"choose from {sorted(LEARNERS)} or 'all'")
+        rows = bench_learners(names, args.config, args.init, args.steps, args.runs, args.fsdd, args.calibration,
+                              episodes=args.episodes, seed=args.seed)
+        print(table(rows, args.episodes))
+        return 0
     from edge_meta.bench.fewshot import run_bench
 
     run_bench(bundle=args.bundle, fsdd=args.fsdd, episodes=args.episodes, seed=args.seed,
@@ -132,6 +144,13 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--no-baseline", action="store_true", help="skip the (slow) MFCC+DTW baseline")
     b.add_argument("--out", help="also write the table as JSON here")
+    b.add_argument("--learners", help="'all' or a comma list: meta-train each learner from --init for --steps "
+                   "episodes, export it and evaluate its device head (needs torch)")
+    b.add_argument("--init", default="runs/default/best.pt", help="encoder checkpoint every learner starts from")
+    b.add_argument("--steps", type=int, default=300, help="meta-training episodes per learner")
+    b.add_argument("--config", default="export/recipes/default.toml", help="recipe for data and episodes")
+    b.add_argument("--runs", default="runs/learners", help="where each learner's run and bundle go")
+    b.add_argument("--calibration", default="../shared/data/speech_commands_test", help="int8 calibration corpus")
     b.set_defaults(func=_cmd_bench)
 
     from edge_meta.device.cli import add_device_parser

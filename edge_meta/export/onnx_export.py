@@ -17,17 +17,29 @@ OPSET = 17
 
 
 class EncoderGraph(nn.Module):
-    """What goes in the graph: features -> one embedding per projection (L2 norm is left to the
-    device, which keeps the graph free of ops that quantise badly)."""
+    """What goes in the graph: features -> one embedding per projection. The pooled-feature
+    BatchNorm is folded into each projection (one Gemm instead of BatchNormalization + Gemm), and
+    the L2 norm is left to the device, which keeps the graph free of ops that quantise badly."""
 
     def __init__(self, encoder: nn.Module) -> None:
         super().__init__()
         self.encoder = encoder
         self.names = list(encoder.projections.keys())
+        norm = encoder.pool_norm
+        scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
+        shift = norm.bias - norm.running_mean * scale
+        self.fused = nn.ModuleDict()
+        for name in self.names:
+            proj = encoder.projections[name]
+            fused = nn.Linear(proj.in_features, proj.out_features)
+            with torch.no_grad():
+                fused.weight.copy_(proj.weight * scale[None, :])
+                fused.bias.copy_(proj.bias + proj.weight @ shift)
+            self.fused[name] = fused
 
     def forward(self, features: torch.Tensor):
-        h = self.encoder.trunk(features)
-        return tuple(self.encoder.projections[n](h) for n in self.names)
+        h = self.encoder.pooled(features)
+        return tuple(self.fused[n](h) for n in self.names)
 
 
 def export_onnx(encoder: nn.Module, spec: FrontendSpec, path: Path) -> list[str]:

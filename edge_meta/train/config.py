@@ -72,6 +72,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     cache_dir: str = "cache"
+    init: str = ""  # a checkpoint whose encoder weights start this run (learner parameters start fresh)
     corpora: list[CorpusSpec] = field(default_factory=list)
     synth: SynthConfig | None = None
     frontend: FrontendSpec = field(default_factory=FrontendSpec)

@@ -62,9 +62,13 @@ class DSCNN(nn.Module):
         self.embed_dim = embed_dim
         self.projections = nn.ModuleDict({name: nn.Linear(self.feature_dim, embed_dim) for name in projections})
 
-    def trunk(self, x: torch.Tensor) -> torch.Tensor:
+    def pooled(self, x: torch.Tensor) -> torch.Tensor:
+        """Mean and max over time and frequency of the last block, before normalisation."""
         h = self.blocks(self.stem(x))
-        return self.pool_norm(torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3))], dim=1))
+        return torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3))], dim=1)
+
+    def trunk(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool_norm(self.pooled(x))
 
     def embed(self, x: torch.Tensor, projection: str = "word") -> torch.Tensor:
         return F.normalize(self.projections[projection](self.dropout(self.trunk(x))), dim=-1)

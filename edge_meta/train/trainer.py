@@ -37,6 +37,12 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def encoder_state(checkpoint: str | Path) -> dict[str, torch.Tensor]:
+    """The encoder's weights from a trainer checkpoint (projections it lacks stay freshly initialised)."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)["learner"]
+    return {k.removeprefix("encoder."): v for k, v in state.items() if k.startswith("encoder.")}
+
+
 def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     """Weight decay on weight matrices and kernels only: decaying biases, norms and the learners'
     log-space scalars (temperatures, step sizes) would pull them toward arbitrary values."""
@@ -89,11 +95,13 @@ class Trainer:
         torch.manual_seed(config.seed)
         self.frontend = LogMelTorch(config.frontend).to(self.device)
         encoder = build_encoder(config.encoder.name, n_mels=config.frontend.n_mels, **config.encoder.options)
+        if config.init:
+            encoder.load_state_dict(encoder_state(config.init), strict=False)
         self.learner: Learner = build_learner(config.learner.name, encoder, **config.learner.options).to(self.device)
         self.optimizer = torch.optim.AdamW(param_groups(self.learner, config.optim.weight_decay), lr=config.optim.lr)
         self.step = 0
         self.best_val = -1.0
-        self.history: list[dict] = []
+        self.episodes_per_s = 0.0
 
     # -- data ---------------------------------------------------------------------------------
     def prepare_data(self) -> None:
@@ -203,6 +211,7 @@ class Trainer:
         finally:
             bar.close()
             log.close()
+        self.episodes_per_s = (self.step - n0) / max(1e-9, time.perf_counter() - t0)
         return self.out / "best.pt"
 
     # -- checkpoints ----------------------------------------------------------------------------
