@@ -71,6 +71,9 @@ class TrainConfig:
     out: str = "runs/default"
     seed: int = 0
     device: str = "auto"
+    # "fp32", "bf16" (mixed precision: convolutions in bf16, losses in fp32), or "auto": bf16 on a CUDA
+    # GPU that supports it, fp32 on CPU (a CPU without native bf16 would emulate it slowly)
+    precision: str = "auto"
     cache_dir: str = "cache"
     init: str = ""  # a checkpoint whose encoder weights start this run (learner parameters start fresh)
     corpora: list[CorpusSpec] = field(default_factory=list)

@@ -61,6 +61,7 @@ class DSCNN(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.embed_dim = embed_dim
         self.projections = nn.ModuleDict({name: nn.Linear(self.feature_dim, embed_dim) for name in projections})
+        self.autocast_dtype: torch.dtype | None = None  # the trainer sets bf16 for mixed-precision training
 
     def pooled(self, x: torch.Tensor) -> torch.Tensor:
         """Mean and max over time and frequency of the last block, before normalisation."""
@@ -71,7 +72,12 @@ class DSCNN(nn.Module):
         return self.pool_norm(self.pooled(x))
 
     def embed(self, x: torch.Tensor, projection: str = "word") -> torch.Tensor:
-        return F.normalize(self.projections[projection](self.dropout(self.trunk(x))), dim=-1)
+        """Unit-length embeddings; the convolutions may run in bf16 (`autocast_dtype`), the
+        normalisation and everything the learners compute from it stay in fp32."""
+        with torch.autocast(x.device.type, dtype=self.autocast_dtype or torch.bfloat16,
+                            enabled=self.autocast_dtype is not None):
+            z = self.projections[projection](self.dropout(self.trunk(x)))
+        return F.normalize(z.float(), dim=-1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.embed(x)

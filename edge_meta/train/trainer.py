@@ -37,6 +37,14 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def resolve_precision(precision: str, device: torch.device) -> str:
+    if precision not in ("auto", "fp32", "bf16"):
+        raise ConfigError(f"unknown precision {precision!r}", "use 'auto', 'fp32' or 'bf16'")
+    if precision == "auto":
+        return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+    return precision
+
+
 def encoder_state(checkpoint: str | Path) -> dict[str, torch.Tensor]:
     """The encoder's weights from a trainer checkpoint (projections it lacks stay freshly initialised)."""
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)["learner"]
@@ -97,7 +105,9 @@ class Trainer:
         encoder = build_encoder(config.encoder.name, n_mels=config.frontend.n_mels, **config.encoder.options)
         if config.init:
             encoder.load_state_dict(encoder_state(config.init), strict=False)
+        encoder.autocast_dtype = torch.bfloat16 if resolve_precision(config.precision, self.device) == "bf16" else None
         self.learner: Learner = build_learner(config.learner.name, encoder, **config.learner.options).to(self.device)
+        self.learner.to(memory_format=torch.channels_last)  # ~1.6x faster convolutions on CPU (oneDNN), same maths
         self.optimizer = torch.optim.AdamW(param_groups(self.learner, config.optim.weight_decay), lr=config.optim.lr)
         self.step = 0
         self.best_val = -1.0
@@ -140,6 +150,7 @@ class Trainer:
         x = torch.from_numpy(self.bank.waveforms(np.concatenate([s_idx, q_idx]))).to(self.device)
         with torch.no_grad():
             feats = self.augmenter.features(self.frontend(self.augmenter.waveforms(x)))
+        feats = feats.contiguous(memory_format=torch.channels_last)
         ns = len(s_idx)
         sy = torch.from_numpy(ep.support_y).to(self.device)
         qy = torch.from_numpy(ep.query_y).to(self.device)
@@ -174,7 +185,7 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         self.prepare_data()
         n_params = count_parameters(self.learner.encoder)
-        tqdm.write(f"device {self.device}, encoder {cfg.encoder.name} ({n_params:,} parameters), "
+        tqdm.write(f"device {self.device} ({resolve_precision(cfg.precision, self.device)}), encoder {cfg.encoder.name} ({n_params:,} parameters), "
                    f"learner {cfg.learner.name}, {len(self.bank.clips):,} clips of {len(self.bank.class_names):,} classes "
                    f"({int((~self.bank.validation).sum()):,} train / {len(self.val.clips):,} held-out speakers)")
         log_path = self.out / "log.csv"
