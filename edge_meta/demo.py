@@ -47,8 +47,8 @@ def run_demo(bundle: str | Path | None = None) -> int:
             takes = sorted((samples / "enroll").glob(f"{word}_*.flac"))
             t = time.perf_counter()
             w = rt.enroll_word(word, takes, user=truth["user"])
-            print(f"  {word!r:8} threshold {w.calibration.threshold:.3f}  take consistency {w.calibration.consistency:.3f}"
-                  f"  ({1000 * (time.perf_counter() - t):.0f} ms)")
+            print(f"  {word!r:8} threshold {w.calibration.threshold:.3f}  takes held out score "
+                  f"{w.calibration.held_out:.3f}  ({1000 * (time.perf_counter() - t):.0f} ms)")
 
         source = WavSource(samples / "stream.flac")
         duration = len(source.audio) / source.sample_rate

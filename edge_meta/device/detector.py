@@ -1,22 +1,24 @@
-"""Streaming keyword detection: audio chunks in, detections out.
+"""Streaming keyword detection: audio chunks in, detections (word, score, who spoke) out.
 
 Per hop (100 ms) the detector looks at the last 1 s window. Log-mel frames are computed once, as
-samples arrive (the hop is a whole number of frames, so each window is just the newest frames);
-a cheap energy gate skips the encoder when the window holds nothing louder than the tracked noise
-floor; otherwise one encoder pass scores every enrolled word. Scores are smoothed over a couple of
-hops, the best word above its own threshold starts a candidate, the candidate's peak is emitted
-once the score falls (or after a few hops), and a refractory period stops one utterance firing twice.
+samples arrive (the hop is a whole number of frames, so each window is just the newest frames of a
+ring buffer); a cheap energy gate skips the encoder when the window holds nothing louder than the
+tracked noise floor; otherwise one encoder pass gives the word and speaker embeddings and the
+`Scorer` scores every enrolled word and voice. The decisions (`Trigger`) use only those scores:
+scores are smoothed over a couple of hops, a word bound to a voice counts only while that voice
+passes its threshold, the best word above its own threshold starts a candidate, the candidate's
+peak is emitted once the score falls (or after a few hops), and a refractory period stops one
+utterance firing twice. Everything per hop works in fixed-size numpy buffers.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
 
 from edge_meta.device.backends import EncoderBackend
-from edge_meta.device.heads import PrototypeHead
+from edge_meta.device.scorer import UNSCORED, Scorer, Vocabulary
 from edge_meta.frontend import LogMel
 
 
@@ -35,52 +37,138 @@ class Detection:
     label: str
     user: str
     score: float
-    start_s: float  # the scored 1 s window
+    start_s: float  # the scored 1 s window, in seconds of stream
     end_s: float
+    speaker: str | None = None  # the enrolled voice that passed its threshold (best one), else None
+    speaker_score: float | None = None  # cosine to the best enrolled voice; None when no voice is enrolled
 
     @property
     def t(self) -> float:
         return (self.start_s + self.end_s) / 2
 
+    def to_event(self) -> dict:
+        """The daemon's JSON event."""
+        return {"event": "word", "word": self.label, "user": self.user or None, "score": round(self.score, 4),
+                "speaker": self.speaker,
+                "speaker_score": None if self.speaker_score is None else round(self.speaker_score, 4),
+                "t": round(self.t, 3), "start_s": round(self.start_s, 3), "end_s": round(self.end_s, 3)}
+
+
+@dataclass(frozen=True)
+class HopScores:
+    """What one hop contributes to the decisions (a benchmark can record these and replay `Trigger`)."""
+
+    boundary: int  # sample index (stream + lead) at the end of the window
+    words: np.ndarray  # (W,)
+    voices: np.ndarray  # (V,)
+
+
+class Trigger:
+    """Decisions from per-hop scores: smoothing, per-word thresholds, voice binding, peak picking, refractory."""
+
+    def __init__(self, vocabulary: Vocabulary, config: DetectorConfig, sample_rate: int, window: int, lead: int,
+                 threshold_offset: float = 0.0) -> None:
+        self.v, self.cfg = vocabulary, config
+        self.sample_rate, self.window, self.lead = sample_rate, window, lead
+        self.thresholds = vocabulary.thresholds.astype(np.float32) + np.float32(threshold_offset)
+        n_words, n_voices = len(vocabulary.keys), len(vocabulary.voices)
+        self.recent_words = np.full((config.smoothing, n_words), UNSCORED, np.float32)
+        self.recent_voices = np.full((config.smoothing, n_voices), UNSCORED, np.float32)
+        self.slot = 0
+        self.bound = vocabulary.bound >= 0
+        self.candidate: tuple[float, int, float, int, str | None, float | None] | None = None
+        self.candidate_age = 0
+        self.quiet_until = 0
+
+    def step(self, hop: HopScores) -> list[Detection]:
+        if not len(self.thresholds):
+            return []
+        self.recent_words[self.slot] = hop.words
+        self.recent_voices[self.slot] = hop.voices
+        self.slot = (self.slot + 1) % len(self.recent_words)
+        words = self.recent_words.mean(axis=0)
+        voices = self.recent_voices.mean(axis=0)
+        margins = words - self.thresholds
+        voice_ok = voices >= self.v.voice_thresholds
+        if self.bound.any():
+            margins[self.bound & ~voice_ok[np.maximum(self.v.bound, 0)]] = -np.inf
+        best = int(np.argmax(margins))
+        if hop.boundary < self.quiet_until:
+            self.candidate = None
+            return []
+        if margins[best] >= 0:
+            if self.candidate is None or margins[best] > self.candidate[0]:
+                speaker, speaker_score = self._speaker(best, voices, voice_ok)
+                self.candidate = (float(margins[best]), best, float(words[best]), hop.boundary, speaker, speaker_score)
+            self.candidate_age += 1
+            if self.candidate_age >= self.cfg.max_wait:
+                return [self.emit()]
+        elif self.candidate is not None:
+            return [self.emit()]
+        return []
+
+    def _speaker(self, word: int, voices: np.ndarray, voice_ok: np.ndarray) -> tuple[str | None, float | None]:
+        """The bound voice for a bound word; else the voice furthest above its threshold, if any passes."""
+        if not len(voices):
+            return None, None
+        v = int(self.v.bound[word]) if self.bound[word] else int(np.argmax(voices - self.v.voice_thresholds))
+        return (self.v.voices[v] if voice_ok[v] else None), float(voices[v])
+
+    def emit(self) -> Detection:
+        assert self.candidate is not None
+        _, word, score, boundary, speaker, speaker_score = self.candidate
+        self.candidate, self.candidate_age = None, 0
+        self.quiet_until = boundary + int(self.cfg.refractory_s * self.sample_rate)
+        label, user = self.v.keys[word]
+        return Detection(label, user, score, max(0.0, (boundary - self.window - self.lead) / self.sample_rate),
+                         (boundary - self.lead) / self.sample_rate, speaker, speaker_score)
+
 
 class StreamingDetector:
-    def __init__(self, logmel: LogMel, backend: EncoderBackend, head: PrototypeHead, keys: list[tuple[str, str]],
-                 thresholds: np.ndarray, config: DetectorConfig | None = None) -> None:
-        self.logmel, self.backend, self.head = logmel, backend, head
-        self.keys, self.thresholds = keys, np.asarray(thresholds, dtype=np.float32)
+    def __init__(self, logmel: LogMel, backend: EncoderBackend, scorer: Scorer,
+                 config: DetectorConfig | None = None) -> None:
+        self.logmel, self.backend, self.scorer = logmel, backend, scorer
         self.cfg = config or DetectorConfig()
         spec = logmel.spec
         self.hop = int(round(self.cfg.hop_s * spec.sample_rate))
-        if self.hop % spec.hop_length:
+        if self.hop <= 0 or self.hop % spec.hop_length:
             raise ValueError(f"hop of {self.hop} samples is not a whole number of {spec.hop_length}-sample frames")
         self.n_frames, self.window = spec.n_frames, spec.window_samples
         self.pending = np.zeros(0, dtype=np.float32)  # samples from the next frame's start on
         self.tail = np.zeros(0, dtype=np.float32)  # the newest hop of samples, for the energy gate
-        self.frames: deque[np.ndarray] = deque(maxlen=self.n_frames)
-        self.frame_count = 0  # global index of the next frame
+        self.ring = np.zeros((2 * self.n_frames, spec.n_mels), dtype=np.float32)  # log-mel frames; newest at [end-1]
+        self.end = 0
         self.sample_count = 0
         self.next_boundary = self.hop  # every hop is gated from the start; scoring needs a full window
-        self.hop_db: deque[float] = deque(maxlen=self.window // self.hop)
+        self.hop_db = np.full(max(1, self.window // self.hop), -100.0)  # level of the hops in the window
         self.noise_floor = 0.0  # dBFS; falls to the quietest hop at once, rises slowly
-        self.recent: deque[np.ndarray] = deque(maxlen=self.cfg.smoothing)
-        self.candidate: tuple[float, int, float, int] | None = None  # (margin, word, score, boundary)
-        self.candidate_age = 0
-        self.quiet_until = 0
         self.encoder_calls = 0
         self.hops = 0
         # Half a window of silence before the stream (and after it, in flush) so a word at the very
         # start or end still gets a window centred on it. Stream time = sample index - lead.
         self.lead = (self.window // 2) // self.hop * self.hop
+        v = scorer.vocabulary
+        self.trigger = Trigger(v, self.cfg, spec.sample_rate, self.window, self.lead)
+        self.unscored = (np.full(len(v.keys), UNSCORED, np.float32), np.full(len(v.voices), UNSCORED, np.float32))
         self._feed(np.zeros(self.lead, dtype=np.float32))
 
     def process(self, chunk: np.ndarray) -> list[Detection]:
-        """Feed samples (any chunk size); returns the detections completed by them."""
+        """Feed samples (any chunk size, float32 mono at the bundle's rate); returns the detections they complete."""
         return self._feed(np.asarray(chunk, dtype=np.float32).reshape(-1))
 
-    def _feed(self, chunk: np.ndarray) -> list[Detection]:
+    def flush(self) -> list[Detection]:
+        """End of stream: score the last words with trailing silence and emit what is pending."""
+        out = self._feed(np.zeros(self.lead + self.hop, dtype=np.float32))
+        return out + ([self.trigger.emit()] if self.trigger.candidate else [])
+
+    def hop_scores(self, chunk: np.ndarray) -> list[HopScores]:
+        """Like `process`, but return every hop's scores instead of decisions (for benchmarks' DET curves)."""
+        return self._feed(np.asarray(chunk, dtype=np.float32).reshape(-1), decide=False)
+
+    def _feed(self, chunk: np.ndarray, decide: bool = True) -> list:
         """Consume samples up to each hop boundary in turn, so every window sees exactly its own frames
         whatever the chunk size."""
-        out: list[Detection] = []
+        out: list = []
         while len(chunk):
             take = min(len(chunk), self.next_boundary - self.sample_count)
             piece, chunk = chunk[:take], chunk[take:]
@@ -89,14 +177,13 @@ class StreamingDetector:
             self.sample_count += len(piece)
             self._add_frames()
             if self.sample_count == self.next_boundary:
-                out += self._evaluate(self.next_boundary, self.tail)
+                hop = self._score(self.next_boundary, self.tail)
+                if decide:
+                    out += self.trigger.step(hop)
+                else:
+                    out.append(hop)
                 self.next_boundary += self.hop
         return out
-
-    def flush(self) -> list[Detection]:
-        """End of stream: score the last words with trailing silence and emit what is pending."""
-        out = self._feed(np.zeros(self.lead + self.hop, dtype=np.float32))
-        return out + ([self._emit()] if self.candidate else [])
 
     # -- framing ---------------------------------------------------------------------------------
     def _add_frames(self) -> None:
@@ -105,58 +192,35 @@ class StreamingDetector:
             return
         n = 1 + (len(self.pending) - s.win_length) // s.hop_length
         used = (n - 1) * s.hop_length + s.win_length
-        self.frames.extend(self.logmel.log_mel_frames(self.pending[:used]))
+        frames = self.logmel.log_mel_frames(self.pending[:used])[-self.n_frames :]
         self.pending = self.pending[n * s.hop_length :]
-        self.frame_count += n
+        k = len(frames)
+        if self.end + k > len(self.ring):  # keep the newest frames at the front, then append
+            keep = self.n_frames - k
+            self.ring[:keep] = self.ring[self.end - keep : self.end]
+            self.end = keep
+        self.ring[self.end : self.end + k] = frames
+        self.end += k
 
     # -- scoring ---------------------------------------------------------------------------------
     def _gate(self, hop_samples: np.ndarray) -> bool:
         """True when the window holds a hop clearly above the tracked noise floor (digital silence = -100 dBFS)."""
         power = float(np.mean(np.square(hop_samples, dtype=np.float64))) if len(hop_samples) else 0.0
         db = 10.0 * np.log10(max(power, 1e-10))
-        self.hop_db.append(db)
+        self.hop_db[self.hops % len(self.hop_db)] = db
         if db < self.noise_floor:
             self.noise_floor = db
         else:
             self.noise_floor += 0.02 * (db - self.noise_floor)  # the floor creeps up in steady noise
-        loudest = max(self.hop_db)
+        loudest = float(self.hop_db.max())
         return loudest > self.cfg.floor_dbfs and loudest > self.noise_floor + self.cfg.gate_db
 
-    def _evaluate(self, boundary: int, hop_samples: np.ndarray) -> list[Detection]:
+    def _score(self, boundary: int, hop_samples: np.ndarray) -> HopScores:
+        gate_open = self._gate(hop_samples)
         self.hops += 1
-        n_words = len(self.keys)
-        if n_words and self._gate(hop_samples) and len(self.frames) == self.n_frames:
-            feats = self.logmel.normalise(np.stack(self.frames)).T[None, None]
-            emb = self.backend.embed(feats)["word"]
+        if self.scorer.vocabulary.keys and gate_open and self.end >= self.n_frames:
+            feats = self.logmel.normalise(self.ring[self.end - self.n_frames : self.end]).T[None, None]
             self.encoder_calls += 1
-            scores = self.head.scores(emb)[0]
-        else:
-            if not n_words:
-                return []
-            scores = np.full(n_words, -1.0, dtype=np.float32)
-        self.recent.append(scores)
-        smoothed = np.mean(self.recent, axis=0)
-        margins = smoothed - self.thresholds
-        best = int(np.argmax(margins))
-        out = []
-        if boundary < self.quiet_until:
-            self.candidate = None
-            return out
-        if margins[best] >= 0:
-            if self.candidate is None or margins[best] > self.candidate[0]:
-                self.candidate = (float(margins[best]), best, float(smoothed[best]), boundary)
-            self.candidate_age += 1
-            if self.candidate_age >= self.cfg.max_wait:
-                out.append(self._emit())
-        elif self.candidate is not None:
-            out.append(self._emit())
-        return out
-
-    def _emit(self) -> Detection:
-        assert self.candidate is not None
-        _, word, score, boundary = self.candidate
-        self.candidate, self.candidate_age = None, 0
-        self.quiet_until = boundary + int(self.cfg.refractory_s * self.logmel.spec.sample_rate)
-        sr = self.logmel.spec.sample_rate
-        label, user = self.keys[word]
-        return Detection(label, user, score, max(0.0, (boundary - self.window - self.lead) / sr), (boundary - self.lead) / sr)
+            words, voices = self.scorer.score(self.backend.embed(feats))
+            return HopScores(boundary, words, voices)
+        return HopScores(boundary, *self.unscored)

@@ -2,17 +2,20 @@
 
     rt = Runtime.open("bundle/", store="profiles.db")
     rt.enroll_word("lights on", [pcm1, pcm2, pcm3], user="alice")
+    rt.enroll_voice("alice", [pcm4, pcm5, pcm6])
     for d in rt.listen(WavSource("test.wav")):
-        print(d.label, d.score, d.start_s)
+        print(d.label, d.score, d.speaker, d.start_s)
 
-Enrollment checks every take (speech present, not clipped, fits the window), embeds it, calibrates
-the word's threshold against the bundle's background bank, and stores takes and embeddings in the
-profile store in one transaction. Words enrolled with an older bundle are re-embedded from their
-kept audio when a new bundle opens the store.
+Enrollment checks every take (speech present, not clipped, loud enough, fits the window), embeds
+it, calibrates thresholds with the bundle's own word head against the background bank, and stores
+takes, embeddings and thresholds in the profile store in one transaction. Words and voices enrolled
+with an older bundle are re-embedded from their kept audio when a new bundle opens the store.
 """
 
 from __future__ import annotations
 
+import math
+import unicodedata
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,18 +23,29 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from edge_meta.audio import SAMPLE_RATE, active_speech, fix_length, read_audio, require_speech
+from edge_meta.audio import SAMPLE_RATE, fix_length, read_audio
 from edge_meta.bundle import Bundle
 from edge_meta.device.backends import EncoderBackend, open_backend
+from edge_meta.device.calibration import Calibration, calibrate, calibrate_all
 from edge_meta.device.detector import Detection, DetectorConfig, StreamingDetector
-from edge_meta.device.heads import Calibration, PrototypeHead, calibrate_threshold
+from edge_meta.device.heads import HEADS, PrototypeHead
+from edge_meta.device.profile_file import import_profile
+from edge_meta.device.quality import check_voice_take, check_word_take
+from edge_meta.device.scorer import Scorer, Vocabulary
 from edge_meta.device.sources import AudioSource, WavSource
-from edge_meta.device.store import ProfileStore
-from edge_meta.errors import AudioError, StoreError
+from edge_meta.device.store import ProfileStore, StoredWord
+from edge_meta.errors import AudioError, BundleError, StoreError
 from edge_meta.frontend import LogMel
+from edge_meta.metrics import unit
 from edge_meta.resources import default_bundle_path
 
 Clip = np.ndarray | str | Path
+MAX_NAME = 64
+UNLIKE_QUANTILE = 0.9  # a take scoring below this share of the background bank is "unlike the others"
+
+
+class SpeakerFallbackWarning(UserWarning):
+    """The bundle has no speaker output: voices are told apart with the word embedding."""
 
 
 @dataclass
@@ -40,25 +54,68 @@ class EnrolledWord:
     user: str
     takes: int
     calibration: Calibration
+    speaker: str | None  # the voice the word is bound to
+
+
+@dataclass
+class EnrolledVoice:
+    user: str
+    takes: int
+    calibration: Calibration
+
+
+def _key(label: str, user: str) -> str:
+    return f"{label}\0{user}"
+
+
+def _check_name(value: str, what: str, allow_empty: bool = False) -> str:
+    value = value.strip()
+    if not value and not allow_empty:
+        raise StoreError(f"the {what} is empty", f"give the {what} as text, e.g. \"lights on\"" if what == "word"
+                         else f"give a {what}, e.g. alice")
+    if len(value) > MAX_NAME or any(unicodedata.category(c).startswith("C") for c in value):
+        raise StoreError(f"the {what} {value[:MAX_NAME]!r} is too long or holds control characters",
+                         f"use at most {MAX_NAME} printable characters")
+    return value
 
 
 class Runtime:
     def __init__(self, bundle: Bundle, backend: EncoderBackend, store: ProfileStore) -> None:
-        self.bundle = bundle
-        self.backend = backend
-        self.store = store
+        self.bundle, self.backend, self.store = bundle, backend, store
         self.logmel = LogMel(bundle.frontend)
-        heads = bundle.load_heads()
-        self.background = heads.get("background.word", np.zeros((0, 0))).astype(np.float32)
-        self.default_threshold = float(bundle.manifest.get("thresholds", {}).get("word", 0.5))
-        self._reembed_stale_words()
+        m = bundle.manifest
+        head = m["heads"].get("word")
+        if not isinstance(head, dict) or head.get("kind") not in HEADS:
+            kind = head.get("kind") if isinstance(head, dict) else None
+            raise BundleError(f"{bundle.root}: unknown word head kind {kind!r} (this edge-meta knows {sorted(HEADS)})",
+                              "upgrade edge-meta on the device, or export the bundle with a known learner")
+        self.head_kind = head["kind"]
+        arrays = bundle.load_heads()
+        self._head_arrays = {k[len("word."):]: v for k, v in arrays.items() if k.startswith("word.")}
+        self._head_graphs = {name: bundle.path_of(path) for name, path in head.get("graphs", {}).items()}
+        self.open_set = HEADS[self.head_kind].open_set
+        outputs = m["encoder"].get("outputs", ["word"])
+        self.speaker_output = "speaker" if "speaker" in outputs else "word"
+        self.background = arrays.get("background.word", np.zeros((0, 0))).astype(np.float32)
+        self.speaker_background = (arrays.get("background.speaker", np.zeros((0, 0))).astype(np.float32)
+                                   if self.speaker_output == "speaker" else self.background)
+        thresholds = m.get("thresholds", {})
+        self.default_threshold = float(thresholds.get("word", 0.5))
+        self.speaker_floor = float(thresholds.get("speaker", 0.5 if not len(self.speaker_background) else -1.0))
+        self._warned_fallback = False
+        self._refresh()
+        store.set_bundle_id(bundle.bundle_id)
 
     @classmethod
     def open(cls, bundle: str | Path | None = None, store: str | Path = ":memory:", backend: str = "onnx",
              precision: str = "int8", threads: int = 1) -> "Runtime":
         """Open and verify a bundle (default: the one shipped with edge-meta) and a profile store."""
         b = Bundle.open(bundle or default_bundle_path())
-        return cls(b, open_backend(b, backend, precision, threads), ProfileStore(store))
+        try:
+            return cls(b, open_backend(b, backend, precision, threads), ProfileStore(store))
+        except BaseException:
+            b.close()
+            raise
 
     def close(self) -> None:
         self.store.close()
@@ -70,7 +127,41 @@ class Runtime:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    # -- embedding ---------------------------------------------------------------------------------
+    # -- heads ---------------------------------------------------------------------------------------
+    def make_word_head(self):
+        """A fresh instance of the bundle's word head (unfitted)."""
+        return HEADS[self.head_kind].from_bundle(self._head_arrays, self._head_graphs)
+
+    def _calibration_head(self):
+        """The head whose scores are thresholded: the word head, or the prototype gate for softmax heads."""
+        return self.make_word_head() if self.open_set else PrototypeHead()
+
+    @property
+    def _word_floor(self) -> float:
+        """The bundle's default threshold is a prototype cosine: a floor for prototype scores only."""
+        return self.default_threshold if not self.open_set or self.head_kind == "prototype" else -math.inf
+
+    def _is_current(self, bundle_ids: list[str]) -> bool:
+        """True when every take's embedding comes from this bundle."""
+        return bool(bundle_ids) and all(b == self.bundle.bundle_id for b in bundle_ids)
+
+    def _current(self) -> list[StoredWord]:
+        return [w for w in self.store.words() if self._is_current(w.bundle_ids)]
+
+    def _calibrate_words(self, takes: dict[str, np.ndarray], false_accept: dict[str, float]) -> dict[str, Calibration]:
+        try:
+            return calibrate_all(self._calibration_head(), takes, self.background, self._word_floor, false_accept)
+        except ValueError as exc:  # a graph head with fewer label slots than words
+            raise StoreError(str(exc), "remove a word first (edge-meta device remove WORD)") from None
+
+    def _warn_speaker_fallback(self) -> None:
+        if self.speaker_output == "word" and not self._warned_fallback:
+            self._warned_fallback = True
+            warnings.warn("this bundle has no speaker output: voices are matched with the word embedding, which tells "
+                          "voices apart poorly (a bundle exported with a speaker head fixes it)", SpeakerFallbackWarning,
+                          stacklevel=3)
+
+    # -- embedding -----------------------------------------------------------------------------------
     def load_clip(self, clip: Clip, name: str = "take") -> np.ndarray:
         """A take as 16 kHz float32 mono, from a path or an array."""
         if isinstance(clip, (str, Path)):
@@ -88,57 +179,172 @@ class Runtime:
         windows = np.stack([fix_length(c, n) for c in clips])
         return self.backend.embed(self.logmel.batch(windows))[output]
 
-    def check_take(self, x: np.ndarray, name: str) -> None:
-        """Refuse a take that is silent, clipped, or holds more speech than fits in the window."""
-        require_speech(x, name)
-        active = np.flatnonzero(active_speech(x))
-        span = (active[-1] - active[0] + 1) * 0.02
-        if span > self.logmel.spec.window_s + 0.25:
-            raise AudioError(f"{name}: holds {span:.1f} s of sound; a keyword must fit in {self.logmel.spec.window_s:.1f} s",
-                             "record only the word, with little silence around it")
+    def embed_voice(self, clip: np.ndarray) -> np.ndarray:
+        """A voice take's speaker embedding: the mean over the model windows that cover its speech."""
+        n = self.logmel.spec.window_samples
+        if len(clip) <= n:
+            windows = fix_length(clip, n)[None]
+        else:
+            starts = np.arange(0, len(clip) - n + 1, n // 2)
+            windows = np.stack([clip[s : s + n] for s in starts])
+            energy = np.mean(np.square(windows, dtype=np.float64), axis=1)
+            windows = windows[energy >= 0.1 * energy.max()]  # skip windows of mostly silence
+        return unit(self.backend.embed(self.logmel.batch(windows))[self.speaker_output].mean(axis=0)).astype(np.float32)
 
-    # -- enrollment --------------------------------------------------------------------------------
-    def enroll_word(self, label: str, clips: Sequence[Clip], user: str = "", keep_audio: bool = True,
-                    false_accept: float = 0.01) -> EnrolledWord:
-        label = label.strip()
-        if not label:
-            raise StoreError("the word to enroll has an empty label", "give the word as text, e.g. \"lights on\"")
+    def check_take(self, x: np.ndarray, name: str) -> None:
+        """Refuse a keyword take that is silent, clipped, too quiet, too short or longer than the window."""
+        check_word_take(x, name, self.logmel.spec.window_s)
+
+    def unlike(self, take: np.ndarray, others: np.ndarray) -> tuple[bool, float]:
+        """(True when a take's embedding looks less like the other takes than a tenth of the background bank does,
+        its cosine to the others' prototype)."""
+        proto = unit(unit(others).mean(axis=0))
+        score = float(unit(take) @ proto)
+        if len(self.background):
+            bar = float(np.quantile(self.background @ proto, UNLIKE_QUANTILE))
+        else:
+            bar = self.default_threshold - 0.1
+        return score < bar, score
+
+    def _takes(self, clips: Sequence[Clip], what: str) -> tuple[list[np.ndarray], list[str]]:
         if not clips:
-            raise AudioError(f"no takes given for {label!r}", "give 1-10 recordings of the word (3-5 work best)")
+            raise AudioError(f"no takes given for {what}", "give 1-10 recordings (3-5 work best)")
         names = [str(c) if isinstance(c, (str, Path)) else f"take {i + 1}" for i, c in enumerate(clips)]
-        takes = [self.load_clip(c, n) for c, n in zip(clips, names)]
+        return [self.load_clip(c, n) for c, n in zip(clips, names)], names
+
+    # -- enrollment ----------------------------------------------------------------------------------
+    def enroll_word(self, label: str, clips: Sequence[Clip], user: str = "", keep_audio: bool = True,
+                    false_accept: float = 0.01, bind_speaker: bool = False) -> EnrolledWord:
+        """Teach a word from a few takes. ``bind_speaker``: the word fires only when ``user``'s enrolled voice
+        is heard (enroll the voice with `enroll_voice`)."""
+        label = _check_name(label, "word")
+        user = _check_name(user, "user name", allow_empty=True)
+        if bind_speaker and not user:
+            raise StoreError(f"{label!r} cannot be bound to a voice without a user", "give --user NAME with --bind")
+        if not 0.0 < false_accept < 0.5:
+            raise StoreError(f"false-accept target {false_accept} is out of range", "use e.g. 0.01 (1%)")
+        takes, names = self._takes(clips, repr(label))
         for x, n in zip(takes, names):
             self.check_take(x, n)
         emb = self.embed(takes)
-        cal = calibrate_threshold(emb, self.background, self.default_threshold, false_accept)
-        self.store.add_word(label, user, cal.threshold, emb, self.bundle.bundle_id,
-                            takes if keep_audio else None, SAMPLE_RATE)
-        return EnrolledWord(label, user, len(takes), cal)
+        words = [w for w in self._current() if w.key != (label, user)]
+        all_takes = {**{_key(*w.key): w.embeddings for w in words}, _key(label, user): emb}
+        fa = {**{_key(*w.key): w.false_accept for w in words}, _key(label, user): false_accept}
+        cal = self._calibrate_words(all_takes, fa)
+        with self.store.transaction():
+            self.store.add_word(label, user, cal[_key(label, user)].threshold, emb, self.bundle.bundle_id,
+                                takes if keep_audio else None, SAMPLE_RATE, speaker=user if bind_speaker else None,
+                                false_accept=false_accept)
+            self.store.set_thresholds({w.key: cal[_key(*w.key)].threshold for w in words})
+        return EnrolledWord(label, user, len(takes), cal[_key(label, user)], user if bind_speaker else None)
+
+    def enroll_voice(self, user: str, clips: Sequence[Clip], keep_audio: bool = True,
+                     false_accept: float = 0.01) -> EnrolledVoice:
+        """Teach a user's voice from a few takes of any speech (a sentence each works best)."""
+        user = _check_name(user, "user name")
+        self._warn_speaker_fallback()
+        takes, names = self._takes(clips, f"{user}'s voice")
+        for x, n in zip(takes, names):
+            check_voice_take(x, n)
+        emb = np.stack([self.embed_voice(x) for x in takes])
+        cal = self._calibrate_voice(user, emb, false_accept)
+        self.store.add_voice(user, cal.threshold, emb, self.bundle.bundle_id, takes if keep_audio else None, SAMPLE_RATE)
+        return EnrolledVoice(user, len(takes), cal)
+
+    def _calibrate_voice(self, user: str, emb: np.ndarray, false_accept: float = 0.01) -> Calibration:
+        return calibrate(PrototypeHead(), {user: emb}, user, self.speaker_background, self.speaker_floor, false_accept)
 
     def remove_word(self, label: str, user: str = "") -> None:
-        if not self.store.remove_word(label, user):
-            raise StoreError(f"no enrolled word {label!r}" + (f" for user {user!r}" if user else ""),
-                             "see the enrolled words with `edge-meta device list`")
+        with self.store.transaction():
+            if not self.store.remove_word(label, user):
+                raise StoreError(f"no enrolled word {label!r}" + (f" for user {user!r}" if user else ""),
+                                 "see the enrolled words with `edge-meta device list`")
+            self._recalibrate_words()
 
-    def _reembed_stale_words(self) -> None:
-        for w in self.store.words():
-            if all(b == self.bundle.bundle_id for b in w.bundle_ids):
-                continue
-            audio = self.store.takes_audio(w.label, w.user)
-            if not audio:
-                warnings.warn(f"word {w.label!r} was enrolled with another model and its audio was not kept: "
-                              "enroll it again", stacklevel=2)
-                continue
-            emb = self.embed(audio)
-            cal = calibrate_threshold(emb, self.background, self.default_threshold)
-            self.store.add_word(w.label, w.user, cal.threshold, emb, self.bundle.bundle_id, audio, SAMPLE_RATE)
+    def remove_voice(self, user: str) -> None:
+        if not self.store.remove_voice(user):
+            raise StoreError(f"no enrolled voice for {user!r}", "see the enrolled voices with `edge-meta device list`")
 
-    # -- detection ---------------------------------------------------------------------------------
+    def forget_user(self, name: str) -> dict[str, int]:
+        """Delete all of a user's words, voice and recordings (and words bound to their voice), then compact the
+        store so the deleted bytes are gone from the file."""
+        with self.store.transaction():
+            counts = self.store.delete_user(name)
+            if not any(counts.values()):
+                raise StoreError(f"no user {name!r} in {self.store.path}", "see the users with `edge-meta device list`")
+            self._recalibrate_words()
+        self.store.compact()
+        return counts
+
+    def import_profile(self, path: str | Path) -> dict[str, int]:
+        """Add a profile file (see `edge_meta.device.profile_file`); takes from another bundle are re-embedded."""
+        counts = import_profile(self.store, path)
+        self._refresh()
+        with self.store.transaction():
+            self._recalibrate_words()
+        return counts
+
+    def _recalibrate_words(self) -> None:
+        words = self._current()
+        if words:
+            cal = self._calibrate_words({_key(*w.key): w.embeddings for w in words},
+                                        {_key(*w.key): w.false_accept for w in words})
+            self.store.set_thresholds({w.key: cal[_key(*w.key)].threshold for w in words})
+
+    def _refresh(self) -> None:
+        """Re-embed words and voices enrolled with another bundle from their kept audio (in one transaction)."""
+        stale_words = [w for w in self.store.words() if not self._is_current(w.bundle_ids)]
+        stale_voices = [v for v in self.store.voices() if not self._is_current(v.bundle_ids)]
+        if not stale_words and not stale_voices:
+            return
+        with self.store.transaction():
+            for w in stale_words:
+                audio = self.store.takes_audio(w.label, w.user)
+                if not audio:
+                    warnings.warn(f"word {w.label!r} was enrolled with another model and its audio was not kept: "
+                                  "enroll it again", stacklevel=3)
+                    continue
+                self.store.add_word(w.label, w.user, w.threshold, self.embed(audio), self.bundle.bundle_id, audio,
+                                    SAMPLE_RATE, speaker=w.speaker, false_accept=w.false_accept)
+            for v in stale_voices:
+                audio = self.store.voice_audio(v.user)
+                if not audio:
+                    warnings.warn(f"the voice of {v.user!r} was enrolled with another model and its audio was not "
+                                  "kept: enroll it again", stacklevel=3)
+                    continue
+                emb = np.stack([self.embed_voice(x) for x in audio])
+                self.store.add_voice(v.user, self._calibrate_voice(v.user, emb).threshold, emb, self.bundle.bundle_id,
+                                     audio, SAMPLE_RATE)
+            self._recalibrate_words()
+
+    # -- detection -----------------------------------------------------------------------------------
+    def vocabulary(self) -> tuple[Vocabulary, dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """What the detector listens for, with the word and voice takes its heads are fitted on."""
+        voices = [v for v in self.store.voices() if self._is_current(v.bundle_ids)]
+        names = [v.user for v in voices]
+        words = []
+        for w in self._current():
+            if w.speaker is not None and w.speaker not in names:
+                warnings.warn(f"word {w.label!r} is bound to {w.speaker}'s voice, which is not enrolled: it cannot fire "
+                              f"(edge-meta device enroll-voice {w.speaker})", stacklevel=3)
+                continue
+            words.append(w)
+        if voices or any(w.speaker for w in words):
+            self._warn_speaker_fallback()
+        vocab = Vocabulary(keys=[w.key for w in words],
+                           thresholds=np.array([w.threshold for w in words], np.float32),
+                           bound=np.array([names.index(w.speaker) if w.speaker else -1 for w in words], np.int64),
+                           voices=names, voice_thresholds=np.array([v.threshold for v in voices], np.float32))
+        return vocab, {_key(*w.key): w.embeddings for w in words}, {v.user: v.embeddings for v in voices}
+
+    def scorer(self) -> Scorer:
+        vocab, word_takes, voice_takes = self.vocabulary()
+        head = self.make_word_head().fit(word_takes)
+        gate = None if self.open_set else PrototypeHead().fit(word_takes)
+        return Scorer(vocab, head, gate, PrototypeHead().fit(voice_takes), self.speaker_output)
+
     def detector(self, config: DetectorConfig | None = None) -> StreamingDetector:
-        words = [w for w in self.store.words() if all(b == self.bundle.bundle_id for b in w.bundle_ids)]
-        head = PrototypeHead().fit({f"{w.label}\0{w.user}": w.embeddings for w in words})
-        keys = [(w.label, w.user) for w in words]
-        return StreamingDetector(self.logmel, self.backend, head, keys, np.array([w.threshold for w in words]), config)
+        return StreamingDetector(self.logmel, self.backend, self.scorer(), config)
 
     def listen(self, source: AudioSource, config: DetectorConfig | None = None) -> Iterator[Detection]:
         det = self.detector(config)
@@ -148,3 +354,6 @@ class Runtime:
 
     def detect_file(self, path: str | Path, config: DetectorConfig | None = None) -> list[Detection]:
         return list(self.listen(WavSource(path), config))
+
+
+__all__ = ["Detection", "EnrolledVoice", "EnrolledWord", "Runtime", "SpeakerFallbackWarning"]

@@ -1,9 +1,15 @@
-"""The profile store: one SQLite file holding enrolled words, their takes and embeddings.
+"""The profile store: one SQLite file holding users, their enrolled words and voices, takes and embeddings.
 
 Written for devices that lose power: WAL journal with synchronous=FULL, every enrollment in one
-transaction (all takes or none), the file created 0600 (voice data is personal). Each take's
-embedding is stored with the id of the bundle that made it; the enrollment audio is kept (unless
-the caller opts out) so a new bundle can re-embed it instead of asking for re-enrollment.
+transaction (all takes and the new thresholds, or nothing), the file created 0600 (voice data is
+personal). Each take's embedding is stored with the id of the bundle that made it; the enrollment
+audio is kept (unless the caller opts out) so a new bundle can re-embed it instead of asking for
+re-enrollment. Deleted rows are overwritten (secure_delete), and `compact` (VACUUM, then a truncating
+WAL checkpoint) after forgetting a user leaves their recordings nowhere in the file, not just unlinked.
+
+Schema 2 (tables): ``users(name)``; ``words(label, user, speaker, threshold, false_accept)`` where ``user``
+is '' for a word anyone may say, ``speaker`` names the user whose voice must match for the word to
+fire (NULL: any voice) and ``false_accept`` is the target its threshold was calibrated for; ``takes`` (a word's takes); ``voices(user, threshold)`` and ``voice_takes``.
 """
 
 from __future__ import annotations
@@ -11,22 +17,27 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
 from edge_meta.errors import StoreError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS users (name TEXT PRIMARY KEY, created REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS words (
     id INTEGER PRIMARY KEY,
     label TEXT NOT NULL,
     user TEXT NOT NULL DEFAULT '',
     threshold REAL NOT NULL,
     created REAL NOT NULL,
+    speaker TEXT,
+    false_accept REAL NOT NULL DEFAULT 0.01,
     UNIQUE (label, user)
 );
 CREATE TABLE IF NOT EXISTS takes (
@@ -37,12 +48,41 @@ CREATE TABLE IF NOT EXISTS takes (
     audio BLOB,
     sample_rate INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS voices (
+    id INTEGER PRIMARY KEY,
+    user TEXT NOT NULL UNIQUE REFERENCES users(name) ON DELETE CASCADE,
+    threshold REAL NOT NULL,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS voice_takes (
+    id INTEGER PRIMARY KEY,
+    voice_id INTEGER NOT NULL REFERENCES voices(id) ON DELETE CASCADE,
+    bundle_id TEXT NOT NULL,
+    embedding BLOB NOT NULL,
+    audio BLOB,
+    sample_rate INTEGER NOT NULL
+);
 """
+FIX_WRITE = "free some disk space or check that the store is writable"
 
 
 @dataclass
 class StoredWord:
     label: str
+    user: str  # '' when anyone may say it
+    speaker: str | None  # whose voice must match for the word to fire (None: any voice)
+    threshold: float
+    false_accept: float  # the target the threshold was calibrated for
+    embeddings: np.ndarray  # (takes, D) float32
+    bundle_ids: list[str]
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.label, self.user
+
+
+@dataclass
+class StoredVoice:
     user: str
     threshold: float
     embeddings: np.ndarray  # (takes, D) float32
@@ -52,27 +92,31 @@ class StoredWord:
 class ProfileStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self._depth = 0
         if str(path) != ":memory:":
             self._create_private(self.path)
         try:
-            self.db = sqlite3.connect(str(self.path), timeout=10.0, isolation_level=None)
+            self.db = sqlite3.connect(str(self.path), timeout=10.0, isolation_level=None, check_same_thread=False)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.execute("PRAGMA foreign_keys=ON")
-            self.db.executescript(SCHEMA)
-            version = self._meta("schema_version")
-            if version is None:
-                self._set_meta("schema_version", str(SCHEMA_VERSION))
-            elif int(version) > SCHEMA_VERSION:
+            self.db.execute("PRAGMA secure_delete=ON")
+            version = self._schema_version()
+            if version > SCHEMA_VERSION:
                 raise StoreError(f"{self.path}: profile store schema {version} is newer than this edge-meta",
                                  "upgrade edge-meta: pip install -U 'edge-meta[device]'")
+            if version == 1:
+                self._migrate_from_1()
+            self._create_tables()
+            self._set_meta("schema_version", str(SCHEMA_VERSION))
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path}: not a usable profile store ({exc})",
                              "restore it from a backup (edge-meta device export-profile) or remove it and re-enroll") from None
 
     @staticmethod
     def _create_private(path: Path) -> None:
-        """Create the file 0600 before SQLite touches it (SQLite would honour the umask instead)."""
+        """Create the file 0600 before SQLite touches it (SQLite would honour the umask instead); the WAL
+        and shared-memory files SQLite adds take the main file's permissions."""
         if path.parent and not path.parent.exists():
             raise StoreError(f"{path}: the folder {path.parent} does not exist", "create it or choose another --store")
         try:
@@ -82,9 +126,64 @@ class ProfileStore:
             raise StoreError(f"{path}: cannot open the profile store ({exc.strerror})",
                              "check the path and its permissions") from None
 
+    def _schema_version(self) -> int:
+        has_meta = self.db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone()
+        value = self._meta("schema_version") if has_meta else None
+        return int(value) if value is not None else 0
+
+    def _migrate_from_1(self) -> None:
+        """Schema 1 had words without users, voices or speaker binding."""
+        with self.transaction():
+            self.db.execute("ALTER TABLE words ADD COLUMN speaker TEXT")
+            self.db.execute("ALTER TABLE words ADD COLUMN false_accept REAL NOT NULL DEFAULT 0.01")
+            self._create_tables()
+            self.db.execute("INSERT OR IGNORE INTO users(name, created) SELECT DISTINCT user, min(created) FROM words "
+                            "WHERE user != '' GROUP BY user")
+
+    def _create_tables(self) -> None:
+        """Statement by statement: executescript would commit an open transaction."""
+        for statement in SCHEMA.split(";"):
+            if statement.strip():
+                self.db.execute(statement)
+
     def close(self) -> None:
         self.db.close()
 
+    # -- transactions --------------------------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All writes inside happen together or not at all (nested uses join the outer transaction)."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot write to the profile store ({exc})", FIX_WRITE) from None
+        self._depth = 1
+        try:
+            yield
+            self.db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise StoreError(f"{self.path}: could not save ({exc}); nothing was changed", FIX_WRITE) from None
+        except BaseException:
+            self._rollback()
+            raise
+        finally:
+            self._depth = 0
+
+    def _rollback(self) -> None:
+        try:
+            self.db.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+
+    # -- meta ------------------------------------------------------------------------------------------
     def _meta(self, key: str) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return row[0] if row else None
@@ -93,51 +192,129 @@ class ProfileStore:
         self.db.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                         (key, value))
 
-    def add_word(self, label: str, user: str, threshold: float, embeddings: np.ndarray, bundle_id: str,
-                 audio: list[np.ndarray] | None, sample_rate: int) -> None:
-        """Store (or replace) a word with all its takes, atomically."""
-        emb = np.asarray(embeddings, dtype=np.float32)
-        try:
-            self.db.execute("BEGIN IMMEDIATE")
+    @property
+    def bundle_id(self) -> str | None:
+        """The bundle that last opened this store."""
+        return self._meta("bundle_id")
+
+    def set_bundle_id(self, bundle_id: str) -> None:
+        if self.bundle_id != bundle_id:
+            with self.transaction():
+                self._set_meta("bundle_id", bundle_id)
+
+    # -- writing ---------------------------------------------------------------------------------------
+    def add_user(self, name: str) -> None:
+        with self.transaction():
+            self.db.execute("INSERT OR IGNORE INTO users(name, created) VALUES (?, ?)", (name, time.time()))
+
+    def add_word(self, label: str, user: str, threshold: float, embeddings: np.ndarray, bundle_id: str | list[str],
+                 audio: list[np.ndarray] | None, sample_rate: int, speaker: str | None = None,
+                 false_accept: float = 0.01) -> None:
+        """Store (or replace) a word with all its takes, atomically; ``bundle_id`` made the embeddings (one, or
+        one per take)."""
+        with self.transaction():
+            if user:
+                self.add_user(user)
             self.db.execute("DELETE FROM words WHERE label = ? AND user = ?", (label, user))
-            cur = self.db.execute("INSERT INTO words(label, user, threshold, created) VALUES (?, ?, ?, ?)",
-                                  (label, user, float(threshold), time.time()))
-            word_id = cur.lastrowid
-            for k, e in enumerate(emb):
-                pcm = None if audio is None else _to_pcm16(audio[k])
-                self.db.execute("INSERT INTO takes(word_id, bundle_id, embedding, audio, sample_rate) VALUES (?, ?, ?, ?, ?)",
-                                (word_id, bundle_id, e.tobytes(), pcm, sample_rate))
-            self.db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            self._rollback()
-            raise StoreError(f"{self.path}: could not save {label!r} ({exc}); nothing was changed",
-                             "free some disk space or check that the store is writable") from None
+            cur = self.db.execute(
+                "INSERT INTO words(label, user, speaker, threshold, false_accept, created) VALUES (?, ?, ?, ?, ?, ?)",
+                (label, user, speaker, float(threshold), float(false_accept), time.time()))
+            self._insert_takes("takes", "word_id", cur.lastrowid, bundle_id, embeddings, audio, sample_rate)
+
+    def add_voice(self, user: str, threshold: float, embeddings: np.ndarray, bundle_id: str | list[str],
+                  audio: list[np.ndarray] | None, sample_rate: int) -> None:
+        """Store (or replace) a user's voice with all its takes, atomically."""
+        with self.transaction():
+            self.add_user(user)
+            self.db.execute("DELETE FROM voices WHERE user = ?", (user,))
+            cur = self.db.execute("INSERT INTO voices(user, threshold, created) VALUES (?, ?, ?)",
+                                  (user, float(threshold), time.time()))
+            self._insert_takes("voice_takes", "voice_id", cur.lastrowid, bundle_id, embeddings, audio, sample_rate)
+
+    def _insert_takes(self, table: str, owner: str, owner_id: int, bundle_id: str | list[str], embeddings: np.ndarray,
+                      audio: list[np.ndarray] | None, sample_rate: int) -> None:
+        emb = np.asarray(embeddings, dtype="<f4")
+        ids = [bundle_id] * len(emb) if isinstance(bundle_id, str) else bundle_id
+        for k in range(len(emb)):
+            self._insert_take(table, owner, owner_id, ids[k], emb[k], None if audio is None else to_pcm16(audio[k]),
+                              sample_rate)
+
+    def _insert_take(self, table: str, owner: str, owner_id: int, bundle_id: str, embedding: np.ndarray,
+                     pcm: bytes | None, sample_rate: int) -> None:
+        self.db.execute(f"INSERT INTO {table}({owner}, bundle_id, embedding, audio, sample_rate) VALUES (?, ?, ?, ?, ?)",
+                        (owner_id, bundle_id, embedding.tobytes(), pcm, sample_rate))
+
+    def set_thresholds(self, thresholds: dict[tuple[str, str], float]) -> None:
+        """New thresholds for words, keyed by (label, user)."""
+        with self.transaction():
+            for (label, user), value in thresholds.items():
+                self.db.execute("UPDATE words SET threshold = ? WHERE label = ? AND user = ?", (float(value), label, user))
 
     def remove_word(self, label: str, user: str = "") -> bool:
-        cur = self.db.execute("DELETE FROM words WHERE label = ? AND user = ?", (label, user))
-        return cur.rowcount > 0
+        with self.transaction():
+            return self.db.execute("DELETE FROM words WHERE label = ? AND user = ?", (label, user)).rowcount > 0
+
+    def remove_voice(self, user: str) -> bool:
+        with self.transaction():
+            return self.db.execute("DELETE FROM voices WHERE user = ?", (user,)).rowcount > 0
+
+    def delete_user(self, name: str) -> dict[str, int]:
+        """Delete everything of a user: their words, words bound to their voice, their voice, and all those
+        takes and recordings. Follow with `compact` (outside the transaction) to drop the bytes from the file."""
+        with self.transaction():
+            words = self.db.execute("DELETE FROM words WHERE user = ? OR speaker = ?", (name, name)).rowcount
+            voices = self.db.execute("DELETE FROM voices WHERE user = ?", (name,)).rowcount
+            users = self.db.execute("DELETE FROM users WHERE name = ?", (name,)).rowcount
+        return {"users": users, "words": words, "voices": voices}
+
+    def compact(self) -> None:
+        """VACUUM and truncate the WAL: the file then holds only live rows, no deleted page or old version."""
+        try:
+            self.db.execute("VACUUM")
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: could not compact the store ({exc})", FIX_WRITE) from None
+
+    # -- reading ---------------------------------------------------------------------------------------
+    def users(self) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT name FROM users ORDER BY name")]
 
     def words(self) -> list[StoredWord]:
         out = []
-        for word_id, label, user, threshold in self.db.execute(
-                "SELECT id, label, user, threshold FROM words ORDER BY label, user").fetchall():
-            rows = self.db.execute("SELECT embedding, bundle_id FROM takes WHERE word_id = ? ORDER BY id", (word_id,)).fetchall()
-            emb = np.stack([np.frombuffer(r[0], dtype=np.float32) for r in rows]) if rows else np.zeros((0, 0), np.float32)
-            out.append(StoredWord(label, user, threshold, emb, [r[1] for r in rows]))
+        for word_id, label, user, speaker, threshold, false_accept in self.db.execute(
+                "SELECT id, label, user, speaker, threshold, false_accept FROM words ORDER BY label, user").fetchall():
+            emb, bundles = self._embeddings("takes", "word_id", word_id)
+            out.append(StoredWord(label, user, speaker, threshold, false_accept, emb, bundles))
         return out
+
+    def voices(self) -> list[StoredVoice]:
+        out = []
+        for voice_id, user, threshold in self.db.execute("SELECT id, user, threshold FROM voices ORDER BY user").fetchall():
+            emb, bundles = self._embeddings("voice_takes", "voice_id", voice_id)
+            out.append(StoredVoice(user, threshold, emb, bundles))
+        return out
+
+    def _embeddings(self, table: str, owner: str, owner_id: int) -> tuple[np.ndarray, list[str]]:
+        rows = self.db.execute(f"SELECT embedding, bundle_id FROM {table} WHERE {owner} = ? ORDER BY id", (owner_id,)).fetchall()
+        emb = np.stack([np.frombuffer(r[0], dtype="<f4").astype(np.float32) for r in rows]) if rows else np.zeros((0, 0), np.float32)
+        return emb, [r[1] for r in rows]
 
     def takes_audio(self, label: str, user: str = "") -> list[np.ndarray]:
         rows = self.db.execute(
             "SELECT t.audio FROM takes t JOIN words w ON w.id = t.word_id WHERE w.label = ? AND w.user = ? ORDER BY t.id",
             (label, user)).fetchall()
-        return [np.frombuffer(r[0], dtype=np.int16).astype(np.float32) / 32768.0 for r in rows if r[0] is not None]
+        return [from_pcm16(r[0]) for r in rows if r[0] is not None]
 
-    def _rollback(self) -> None:
-        try:
-            self.db.execute("ROLLBACK")
-        except sqlite3.Error:
-            pass
+    def voice_audio(self, user: str) -> list[np.ndarray]:
+        rows = self.db.execute(
+            "SELECT t.audio FROM voice_takes t JOIN voices v ON v.id = t.voice_id WHERE v.user = ? ORDER BY t.id",
+            (user,)).fetchall()
+        return [from_pcm16(r[0]) for r in rows if r[0] is not None]
 
 
-def _to_pcm16(x: np.ndarray) -> bytes:
-    return np.clip(np.round(np.asarray(x) * 32767.0), -32768, 32767).astype(np.int16).tobytes()
+def to_pcm16(x: np.ndarray) -> bytes:
+    return np.clip(np.round(np.asarray(x) * 32767.0), -32768, 32767).astype("<i2").tobytes()
+
+
+def from_pcm16(b: bytes) -> np.ndarray:
+    return np.frombuffer(b, dtype="<i2").astype(np.float32) / 32768.0

@@ -30,6 +30,7 @@ class _SupportSequenceHead:
 
     kind = ""
     graph = ""  # the ONNX graph's name in the bundle
+    open_set = False  # probabilities over the enrolled words: gated by the prototype cosine on the device
 
     def __init__(self, graph: Path, max_way: int) -> None:
         self.session = onnx_session(graph)
@@ -90,6 +91,7 @@ class MetaNetHead:
     """Meta Networks: fast per-word weights generated once at enrollment; `fit` takes {word: (takes, D)}."""
 
     kind = "metanet"
+    open_set = False
 
     def __init__(self, generator: Path, slow_weight: np.ndarray, temperature: float) -> None:
         self.session = onnx_session(generator)

@@ -28,6 +28,7 @@ class LastLayerHead:
     """A linear layer fine-tuned on the takes from the prototype init; `fit` takes {word: (takes, D)}."""
 
     kind = "last_layer"
+    open_set = True
 
     def __init__(self, inner_lr_w: np.ndarray, inner_lr_b: float, steps: int, temperature: float) -> None:
         self.inner_lr_w = np.asarray(inner_lr_w, dtype=np.float32)

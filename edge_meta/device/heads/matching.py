@@ -21,6 +21,7 @@ class MatchingHead:
     """Soft cosine over each word's takes; `fit` takes {word: (takes, D)}."""
 
     kind = "matching"
+    open_set = True
 
     def __init__(self, temperature: float, fce_graph: Path | None = None) -> None:
         self.temperature = float(temperature)

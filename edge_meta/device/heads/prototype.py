@@ -1,14 +1,12 @@
-"""The prototype head (Prototypical networks) and per-word threshold calibration.
-
-`PrototypeHead` (Prototypical networks' head): one unit-length prototype per enrolled word, the
+"""The prototype head (Prototypical networks): one unit-length prototype per enrolled word, the
 normalised mean of its takes; a window's score for a word is the cosine to its prototype.
-`calibrate_threshold` sets a word's threshold at enrollment from the bundle's background bank
-(embeddings of other words and noise): the score that only ``false_accept`` of them reach.
+
+It also serves as the speaker head (one prototype per enrolled voice) and as the open-set gate of
+the heads whose scores are probabilities (see `edge_meta.device.scorer`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,34 +14,11 @@ import numpy as np
 from edge_meta.metrics import unit
 
 
-@dataclass
-class Calibration:
-    threshold: float
-    consistency: float  # lowest leave-one-out cosine of a take to the others' prototype (1.0 for one take)
-    background_score: float  # the background bank's score at the false-accept target
-
-
-def calibrate_threshold(takes: np.ndarray, background: np.ndarray, default: float,
-                        false_accept: float = 0.01) -> Calibration:
-    """Threshold for a new word: at least the bundle default, and above all but ``false_accept`` of the
-    background bank; never above what the word's own takes score against each other."""
-    proto = unit(takes.mean(0))
-    bg = float(np.quantile(unit(background) @ proto, 1.0 - false_accept)) if len(background) else default
-    if len(takes) > 1:
-        loo = [float(unit(np.delete(takes, i, 0).mean(0)) @ unit(takes[i])) for i in range(len(takes))]
-        consistency = min(loo)
-    else:
-        consistency = 1.0
-    threshold = max(default, bg)
-    if len(takes) > 1:
-        threshold = min(threshold, float(np.median(loo)) - 0.02)
-    return Calibration(threshold=float(threshold), consistency=consistency, background_score=bg)
-
-
 class PrototypeHead:
     """Cosine to per-word prototypes; `fit` takes {word: (takes, D)}."""
 
     kind = "prototype"
+    open_set = True  # a score alone can reject an unknown window
 
     def __init__(self) -> None:
         self.labels: list[str] = []

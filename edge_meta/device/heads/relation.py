@@ -20,6 +20,7 @@ class RelationHead:
     """Relation-module scores against per-word prototypes; `fit` takes {word: (takes, D)}."""
 
     kind = "relation"
+    open_set = True
 
     def __init__(self, graph: Path) -> None:
         self.session = onnx_session(graph)

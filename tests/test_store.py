@@ -1,0 +1,226 @@
+"""The profile store: privacy, atomic enrollment (even under SIGKILL), forgetting for real, migration,
+and the portable profile file."""
+
+import base64
+import json
+import os
+import signal
+import sqlite3
+import stat
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.filterwarnings("ignore::edge_meta.device.runtime.SpeakerFallbackWarning")
+
+from edge_meta.audio import read_audio
+from edge_meta.device import Runtime
+from edge_meta.device.profile_file import export_profile, import_profile
+from edge_meta.device.store import ProfileStore, to_pcm16
+from edge_meta.errors import StoreError
+
+
+def takes(fsdd_dir, digit, speaker, idx):
+    return [fsdd_dir / "recordings" / f"{digit}_{speaker}_{t}.wav" for t in idx]
+
+
+def sentences(fsdd_dir, speaker, n=3):
+    """Voice takes: a few digits of one speaker run together, like a short sentence."""
+    return [np.concatenate([read_audio(fsdd_dir / "recordings" / f"{d}_{speaker}_{30 + i}.wav", announce=False)
+                            for d in (1, 2, 3, 4)]) for i in range(n)]
+
+
+def store_bytes(path) -> bytes:
+    """Everything SQLite keeps for this store on disk (main file, WAL, shared memory)."""
+    return b"".join(p.read_bytes() for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm"))
+                    if p.exists())
+
+
+def test_files_are_private_and_settings_durable(tmp_path, fsdd_dir):
+    path = tmp_path / "p.db"
+    with Runtime.open(store=path) as rt:
+        rt.enroll_word("three", takes(fsdd_dir, 3, "nicolas", range(3)), user="nico")
+        assert rt.store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert rt.store.db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+        for p in tmp_path.iterdir():
+            assert stat.S_IMODE(p.stat().st_mode) == 0o600, p
+
+
+def test_a_failed_enrollment_changes_nothing(tmp_path, fsdd_dir):
+    with Runtime.open(store=tmp_path / "p.db") as rt:
+        rt.enroll_word("three", takes(fsdd_dir, 3, "nicolas", range(3)), user="nico")
+        before = [(w.label, w.threshold, len(w.embeddings)) for w in rt.store.words()]
+        with pytest.raises(RuntimeError), rt.store.transaction():
+            rt.store.add_word("four", "nico", 0.9, np.ones((2, 8), np.float32), "b", None, 16000)
+            raise RuntimeError("power cut")
+        assert [(w.label, w.threshold, len(w.embeddings)) for w in rt.store.words()] == before
+
+
+KILLED_MID_ENROLLMENT = """
+    import os, sys, time
+    from edge_meta.device import Runtime
+    from edge_meta.device.store import ProfileStore
+
+    original = ProfileStore._insert_take
+    count = 0
+    def slow_insert(self, *args):
+        global count
+        original(self, *args)
+        count += 1
+        if count == 2:  # inside the enrollment's transaction, two takes written
+            open(sys.argv[2], "w").close()
+            time.sleep(600)
+    ProfileStore._insert_take = slow_insert
+    with Runtime.open(store=sys.argv[1]) as rt:
+        rt.enroll_word("eight", sys.argv[3:])
+"""
+
+
+def test_store_is_intact_after_sigkill_mid_enrollment(tmp_path, fsdd_dir):
+    store, marker = tmp_path / "p.db", tmp_path / "inside"
+    with Runtime.open(store=store) as rt:
+        rt.enroll_word("two", takes(fsdd_dir, 2, "george", range(3)), user="george")
+    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(KILLED_MID_ENROLLMENT), str(store), str(marker),
+                             *map(str, takes(fsdd_dir, 8, "george", range(4)))], stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not marker.exists():
+        assert proc.poll() is None, proc.stderr.read().decode()
+        assert time.monotonic() < deadline, "the child never reached the middle of the enrollment"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    db = sqlite3.connect(store)
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    db.close()
+    with Runtime.open(store=store) as rt:
+        words = {w.label: len(w.embeddings) for w in rt.store.words()}
+    assert words == {"two": 3}  # "eight" is all there or not at all: here not at all
+
+
+def test_forget_user_removes_their_bytes_from_the_file(tmp_path, fsdd_dir):
+    path = tmp_path / "p.db"
+    alice = [read_audio(p, announce=False) for p in takes(fsdd_dir, 5, "theo", range(3))]
+    bob = [read_audio(p, announce=False) for p in takes(fsdd_dir, 6, "jackson", range(3))]
+    with Runtime.open(store=path) as rt:
+        rt.enroll_word("five", alice, user="alice-zq7")
+        rt.enroll_word("unlock", alice, user="alice-zq7", bind_speaker=True)
+        rt.enroll_voice("alice-zq7", sentences(fsdd_dir, "theo"))
+        rt.enroll_word("six", bob, user="bob")
+    probes = [to_pcm16(x)[4000:4064] for x in alice + sentences(fsdd_dir, "theo")]  # 32 samples of each take
+    bob_probe = to_pcm16(bob[0])[4000:4064]
+    data = store_bytes(path)
+    assert all(p in data for p in probes) and b"alice-zq7" in data and bob_probe in data
+    with Runtime.open(store=path) as rt:
+        counts = rt.forget_user("alice-zq7")
+        assert counts == {"users": 1, "words": 2, "voices": 1}
+        assert [w.label for w in rt.store.words()] == ["six"] and rt.store.voices() == []
+        data = store_bytes(path)  # while the store is still open, WAL included
+        assert not any(p in data for p in probes) and b"alice-zq7" not in data
+        assert bob_probe in data
+        with pytest.raises(StoreError, match="no user 'alice-zq7'"):
+            rt.forget_user("alice-zq7")
+    data = store_bytes(path)
+    assert not any(p in data for p in probes) and b"alice-zq7" not in data
+
+
+def test_a_schema_1_store_is_migrated(tmp_path):
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.executescript("""
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE words (id INTEGER PRIMARY KEY, label TEXT NOT NULL, user TEXT NOT NULL DEFAULT '',
+                            threshold REAL NOT NULL, created REAL NOT NULL, UNIQUE (label, user));
+        CREATE TABLE takes (id INTEGER PRIMARY KEY, word_id INTEGER NOT NULL REFERENCES words(id) ON DELETE CASCADE,
+                            bundle_id TEXT NOT NULL, embedding BLOB NOT NULL, audio BLOB, sample_rate INTEGER NOT NULL);
+        INSERT INTO meta VALUES ('schema_version', '1');
+        INSERT INTO words VALUES (1, 'lights', 'alice', 0.9, 0.0);
+    """)
+    db.execute("INSERT INTO takes VALUES (1, 1, 'old', ?, NULL, 16000)", (np.ones(4, np.float32).tobytes(),))
+    db.commit()
+    db.close()
+    store = ProfileStore(path)
+    [w] = store.words()
+    assert (w.label, w.user, w.speaker, w.false_accept, w.bundle_ids) == ("lights", "alice", None, 0.01, ["old"])
+    assert store.users() == ["alice"] and store.voices() == []
+    store.close()
+
+
+def test_a_newer_or_foreign_file_is_refused(tmp_path):
+    path = tmp_path / "new.db"
+    ProfileStore(path).db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    with pytest.raises(StoreError, match="newer than this edge-meta"):
+        ProfileStore(path)
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"not sqlite at all" * 100)
+    with pytest.raises(StoreError, match="not a usable profile store"):
+        ProfileStore(junk)
+
+
+def test_profile_round_trip_moves_a_user_to_another_store(tmp_path, fsdd_dir):
+    with Runtime.open(store=tmp_path / "a.db") as rt:
+        rt.enroll_word("seven", takes(fsdd_dir, 7, "lucas", range(3)), user="lucas")
+        rt.enroll_word("one", takes(fsdd_dir, 1, "lucas", range(3)), user="lucas", keep_audio=False)
+        rt.enroll_voice("lucas", sentences(fsdd_dir, "lucas"))
+        rt.enroll_word("four", takes(fsdd_dir, 4, "theo", range(3)), user="theo")
+        counts = export_profile(rt.store, tmp_path / "lucas.json", user="lucas")
+        words = {w.label: w for w in rt.store.words()}
+    assert counts == {"users": 1, "words": 2, "voices": 1}
+    assert stat.S_IMODE((tmp_path / "lucas.json").stat().st_mode) == 0o600
+    doc = json.loads((tmp_path / "lucas.json").read_text())
+    assert doc["format"] == "edge-meta-profile" and doc["version"] == 1
+    with Runtime.open(store=tmp_path / "b.db") as rt:
+        assert rt.import_profile(tmp_path / "lucas.json") == counts
+        got = {w.label: w for w in rt.store.words()}
+        assert set(got) == {"seven", "one"}
+        np.testing.assert_allclose(got["seven"].embeddings, words["seven"].embeddings)
+        assert len(rt.store.takes_audio("seven", "lucas")) == 3 and rt.store.takes_audio("one", "lucas") == []
+        assert [v.user for v in rt.store.voices()] == ["lucas"]
+        assert rt.detect_file(fsdd_dir / "recordings" / "7_lucas_20.wav")[0].label == "seven"
+
+
+def _corrupt(doc: dict, how: str) -> dict:
+    doc = json.loads(json.dumps(doc))
+    take = doc["words"][0]["takes"][0]
+    if how == "version":
+        doc["version"] = 7
+    elif how == "base64":
+        take["embedding"] = "%%% not base64"
+    elif how == "nan":
+        take["embedding"] = base64.b64encode(np.full(128, np.nan, np.float32).tobytes()).decode()
+    elif how == "rate":
+        take["sample_rate"] = 44100
+    elif how == "label":
+        doc["words"][0]["label"] = "\x1b[2J"
+    elif how == "extra":
+        take["pickle"] = "gASV"
+    return doc
+
+
+@pytest.mark.parametrize("how, needle", [("version", "newer than this edge-meta"), ("base64", "not valid base64"),
+                                         ("nan", "NaN"), ("rate", "sample_rate"), ("label", "label"),
+                                         ("extra", "expected exactly")])
+def test_a_bad_profile_file_is_refused_and_nothing_imported(tmp_path, fsdd_dir, how, needle):
+    with Runtime.open(store=tmp_path / "a.db") as rt:
+        rt.enroll_word("seven", takes(fsdd_dir, 7, "lucas", range(2)), user="lucas")
+        export_profile(rt.store, tmp_path / "p.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(_corrupt(json.loads((tmp_path / "p.json").read_text()), how)))
+    store = ProfileStore(tmp_path / "b.db")
+    with pytest.raises(StoreError, match=needle):
+        import_profile(store, bad)
+    assert store.words() == [] and store.users() == []
+
+
+def test_not_a_profile_file(tmp_path):
+    store = ProfileStore(tmp_path / "b.db")
+    f = tmp_path / "x.json"
+    f.write_text("[1, 2, 3]")
+    with pytest.raises(StoreError, match="invalid profile file"):
+        import_profile(store, f)
+    f.write_bytes(os.urandom(64))
+    with pytest.raises(StoreError, match="not a profile file"):
+        import_profile(store, f)
