@@ -20,8 +20,9 @@ def tiny_run(tmp_path_factory, gsc_dir):
     cfg = config_from_dict({
         "out": str(out), "cache_dir": str(out / "cache"), "seed": 1,
         "corpora": [{"path": str(gsc_dir), "exclude_eval_words": True}],
-        "encoder": {"name": "dscnn", "channels": 16, "embed_dim": 32},
+        "encoder": {"name": "dscnn", "channels": 16, "embed_dim": 32, "projections": ["word", "speaker"]},
         "episodes": {"n_way": 5, "k_shot": 2, "q_query": 3, "real_ratio": 1.0},
+        "speaker": {"weight": 0.5, "n_way": 5, "k_shot": 2, "q_query": 2},
         "optim": {"steps": 60, "lr": 0.005, "warmup": 5},
         "validation": {"every": 30, "episodes": 20, "n_way": 5, "shots": [1]},
     })
@@ -38,6 +39,7 @@ def test_training_writes_checkpoints_logs_and_the_loss_falls(tiny_run):
     losses = np.array([float(r.split(",")[1]) for r in rows[1:]])
     assert losses[-20:].mean() < losses[:10].mean() - 0.1
     assert 0.2 < trainer.best_val <= 1.0
+    assert "val_speaker_1-eer" in (out / "log.csv").read_text()
 
 
 def test_resume_continues_from_the_last_checkpoint(tiny_run):
@@ -67,12 +69,16 @@ def test_export_round_trip_on_real_clips(tiny_run, gsc_dir, tmp_path):
     assert b.manifest["provenance"]["learner"] == "protonet"
     assert json.loads(b.path_of("report.json").read_text())["parity_vs_onnx_fp32"] == report.parity
     heads = b.load_heads()
-    assert heads["background.word"].shape == (256, 32) and float(heads["word.temperature"]) > 1.0
+    assert b.manifest["encoder"]["outputs"] == ["word", "speaker"]
+    assert heads["background.word"].shape == heads["background.speaker"].shape == (256, 32)
+    assert float(heads["word.temperature"]) > 1.0
 
     # fp32 and int8 agree on real clips the calibration never saw (FSDD is not in the calibration corpus)
     items = read_corpus(gsc_dir).without_words(ENGLISH_EVAL_WORDS).items[1::97][:40]
     feats = LogMel(b.frontend).batch(load_clips(items, b.frontend.window_samples))
-    e32 = open_backend(b, "onnx", "fp32").embed(feats)["word"]
+    both = open_backend(b, "onnx", "fp32").embed(feats)
+    e32 = both["word"]
+    assert both["speaker"].shape == e32.shape and np.abs(both["speaker"] - e32).max() > 0.1  # two projections
     e8 = open_backend(b, "onnx", "int8").embed(feats)["word"]
     assert e32.shape == (40, 32)
     np.testing.assert_allclose(np.linalg.norm(e8, axis=1), 1.0, atol=1e-5)

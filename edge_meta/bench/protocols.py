@@ -77,6 +77,8 @@ def speaker_eer(emb: np.ndarray, labels: np.ndarray, speakers: np.ndarray, seed:
     target, nontarget = [], []
     for s in np.unique(speakers):
         mine = np.flatnonzero(speakers == s)
+        if len(mine) <= n_enroll:
+            continue  # nothing left to trial against this speaker's enrollment
         for _ in range(draws_any):
             enroll = rng.choice(mine, n_enroll, replace=False)
             scores = emb @ unit(emb[enroll].mean(0))
@@ -84,7 +86,9 @@ def speaker_eer(emb: np.ndarray, labels: np.ndarray, speakers: np.ndarray, seed:
             trial[enroll] = False
             target.append(scores[trial & (speakers == s)])
             nontarget.append(scores[trial & (speakers != s)])
-    any_word = equal_error_rate(np.concatenate(target), np.concatenate(nontarget))
+    out = {"eer any word": equal_error_rate(np.concatenate(target), np.concatenate(nontarget))}
+    if draws_word == 0:
+        return out
     target, nontarget = [], []
     for s in np.unique(speakers):
         for w in np.unique(labels):
@@ -98,5 +102,5 @@ def speaker_eer(emb: np.ndarray, labels: np.ndarray, speakers: np.ndarray, seed:
                 scores = emb[same_word] @ unit(emb[enroll].mean(0))
                 target.append(scores[speakers[same_word] == s])
                 nontarget.append(scores[speakers[same_word] != s])
-    same = equal_error_rate(np.concatenate(target), np.concatenate(nontarget))
-    return {"eer any word": any_word, "eer same word": same}
+    out["eer same word"] = equal_error_rate(np.concatenate(target), np.concatenate(nontarget))
+    return out

@@ -15,6 +15,7 @@ from edge_meta.errors import ConfigError
 from edge_meta.frontend import FrontendSpec
 from edge_meta.train.augment import AugmentConfig
 from edge_meta.train.data import CorpusSpec
+from edge_meta.train.speaker import SpeakerConfig
 
 
 @dataclass
@@ -85,6 +86,7 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     validation: ValidationConfig = field(default_factory=ValidationConfig)
+    speaker: SpeakerConfig = field(default_factory=SpeakerConfig)
 
     def to_dict(self) -> dict:
         """The config in the shape of its TOML file, so `config_from_dict` reads it back."""
@@ -99,6 +101,7 @@ class TrainConfig:
 _NESTED = {
     "frontend": FrontendSpec, "encoder": EncoderConfig, "learner": LearnerConfig, "episodes": EpisodeConfig,
     "optim": OptimConfig, "augment": AugmentConfig, "validation": ValidationConfig, "synth": SynthConfig,
+    "speaker": SpeakerConfig,
 }
 
 

@@ -20,6 +20,7 @@ import torch
 
 from edge_meta.episodes import EpisodeSampler
 from edge_meta.errors import ConfigError, DataError
+from edge_meta.bench.protocols import speaker_eer
 from edge_meta.metrics import fewshot_accuracy
 from edge_meta.train.augment import Augmenter
 from edge_meta.train.config import TrainConfig
@@ -27,6 +28,7 @@ from edge_meta.train.data import ClipBank, build_bank, load_noise
 from edge_meta.train.encoders import build_encoder, count_parameters
 from edge_meta.train.frontend_torch import LogMelTorch
 from edge_meta.train.learners import Learner, build_learner
+from edge_meta.train.speaker import SpeakerObjective
 
 
 def pick_device(name: str) -> torch.device:
@@ -67,12 +69,15 @@ class SubsetSampler:
     sampler: EpisodeSampler
 
     @classmethod
-    def over(cls, bank: ClipBank, mask: np.ndarray, n_way: int, k: int, q: int, mode: str, seed: int) -> "SubsetSampler | None":
+    def over(cls, bank: ClipBank, mask: np.ndarray, n_way: int, k: int, q: int, mode: str, seed: int,
+             classes: str = "word") -> "SubsetSampler | None":
+        """Episodes whose classes are words, or (``classes="speaker"``) speakers."""
         index = np.flatnonzero(mask)
         if index.size == 0:
             return None
+        labels = bank.labels if classes == "word" else bank.speakers
         try:
-            return cls(index, EpisodeSampler(bank.labels[index], bank.speakers[index], n_way, k, q, mode, seed))
+            return cls(index, EpisodeSampler(labels[index], bank.speakers[index], n_way, k, q, mode, seed))
         except ValueError as exc:
             raise DataError(f"cannot draw training episodes: {exc}", "lower n_way/k_shot/q_query or add data") from None
 
@@ -107,8 +112,13 @@ class Trainer:
             encoder.load_state_dict(encoder_state(config.init), strict=False)
         encoder.autocast_dtype = torch.bfloat16 if resolve_precision(config.precision, self.device) == "bf16" else None
         self.learner: Learner = build_learner(config.learner.name, encoder, **config.learner.options).to(self.device)
-        self.learner.to(memory_format=torch.channels_last)  # ~1.6x faster convolutions on CPU (oneDNN), same maths
-        self.optimizer = torch.optim.AdamW(param_groups(self.learner, config.optim.weight_decay), lr=config.optim.lr)
+        self.speaker = SpeakerObjective().to(self.device) if config.speaker.weight > 0 else None
+        if self.speaker and "speaker" not in encoder.projections:
+            raise ConfigError("the speaker objective needs a 'speaker' projection",
+                              'add projections = ["word", "speaker"] to [encoder]')
+        self.trainable = torch.nn.ModuleList([self.learner] + ([self.speaker] if self.speaker else []))
+        self.trainable.to(memory_format=torch.channels_last)  # ~1.6x faster convolutions on CPU (oneDNN), same maths
+        self.optimizer = torch.optim.AdamW(param_groups(self.trainable, config.optim.weight_decay), lr=config.optim.lr)
         self.step = 0
         self.best_val = -1.0
         self.episodes_per_s = 0.0
@@ -129,6 +139,12 @@ class Trainer:
         self.synth = SubsetSampler.over(self.bank, train & synthetic_clip, e.n_way, e.k_shot, e.q_query, "any", cfg.seed + 1)
         if self.real is None and self.synth is None:
             raise DataError("no training clips left after the validation split", "add corpora")
+        if self.speaker:
+            sp = cfg.speaker
+            self.real_voices = SubsetSampler.over(self.bank, train & ~synthetic_clip, sp.n_way, sp.k_shot, sp.q_query,
+                                                  "any", cfg.seed + 3, classes="speaker")
+            self.synth_voices = SubsetSampler.over(self.bank, train & synthetic_clip, sp.n_way, sp.k_shot, sp.q_query,
+                                                   "any", cfg.seed + 4, classes="speaker")
         self.val = self.bank.subset(self.bank.validation)
         self.augmenter = Augmenter(cfg.augment, load_noise(cfg.corpora), cfg.frontend.sample_rate, cfg.seed)
         self.rng = np.random.default_rng(cfg.seed + 2)
@@ -145,8 +161,9 @@ class Trainer:
         progress = (step - o.warmup) / max(1, o.steps - o.warmup)
         return o.lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
-    def train_step(self) -> tuple[float, float]:
-        ep, s_idx, q_idx = self._next_episode()
+    def _episode_tensors(self, drawn) -> tuple[torch.Tensor, ...]:
+        """Augmented features of an episode's support and query, and their labels, on the device."""
+        ep, s_idx, q_idx = drawn
         x = torch.from_numpy(self.bank.waveforms(np.concatenate([s_idx, q_idx]))).to(self.device)
         with torch.no_grad():
             feats = self.augmenter.features(self.frontend(self.augmenter.waveforms(x)))
@@ -154,12 +171,26 @@ class Trainer:
         ns = len(s_idx)
         sy = torch.from_numpy(ep.support_y).to(self.device)
         qy = torch.from_numpy(ep.query_y).to(self.device)
+        return feats[:ns], sy, feats[ns:], qy
+
+    def _next_voice_episode(self):
+        use_real = self.synth_voices is None or (
+            self.real_voices is not None and self.rng.random() < self.cfg.speaker.real_ratio)
+        return (self.real_voices if use_real else self.synth_voices).sample()
+
+    def train_step(self) -> tuple[float, float]:
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr_at(self.step)
-        result = self.learner.episode_loss(feats[:ns], sy, feats[ns:], qy, len(ep.classes))
+        s, sy, q, qy = self._episode_tensors(self._next_episode())
+        result = self.learner.episode_loss(s, sy, q, qy, self.cfg.episodes.n_way)
+        loss = result.loss
+        if self.speaker:
+            s, sy, q, qy = self._episode_tensors(self._next_voice_episode())
+            voice = self.speaker.episode_loss(self.learner.encoder, s, sy, q, qy, self.cfg.speaker.n_way)
+            loss = loss + self.cfg.speaker.weight * voice.loss
         self.optimizer.zero_grad(set_to_none=True)
-        result.loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.learner.parameters(), self.cfg.optim.grad_clip)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.trainable.parameters(), self.cfg.optim.grad_clip)
         self.optimizer.step()
         self.step += 1
         return float(result.loss.detach()), result.accuracy
@@ -176,6 +207,9 @@ class Trainer:
                     emb, self.val.labels, self.val.speakers, v.n_way, k, v.q_query, v.episodes, seed=1234).mean
             except ValueError:
                 continue  # too few held-out clips for this shot count
+        if self.speaker:
+            voices = embed_all(self.learner.encoder, self.frontend, self.val, self.device, projection="speaker")
+            scores["val_speaker_1-eer"] = 1.0 - speaker_eer(voices, self.val.labels, self.val.speakers, draws_word=0)["eer any word"]
         return scores
 
     def run(self) -> Path:
@@ -231,6 +265,7 @@ class Trainer:
             "format": "edge-meta-checkpoint/1",
             "config": self.cfg.to_dict(),
             "learner": self.learner.state_dict(),
+            "speaker_objective": self.speaker.state_dict() if self.speaker else {},
             "optimizer": self.optimizer.state_dict(),
             "step": self.step,
             "best_val": self.best_val,
@@ -245,6 +280,8 @@ class Trainer:
     def resume(self, path: Path) -> None:
         state = torch.load(path, map_location=self.device, weights_only=True)
         self.learner.load_state_dict(state["learner"])
+        if self.speaker and state.get("speaker_objective"):
+            self.speaker.load_state_dict(state["speaker_objective"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.step = int(state["step"])
         self.best_val = float(state["best_val"])
