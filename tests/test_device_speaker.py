@@ -1,0 +1,146 @@
+"""Who spoke: voices are enrolled and scored on the same encoder pass as the words; words can be bound to a
+voice; a bundle without a speaker output falls back to the word embedding, and says so once."""
+
+import json
+import shutil
+import warnings
+
+import numpy as np
+import pytest
+
+from edge_meta.audio import read_audio
+from edge_meta.bundle import MANIFEST, write_manifest
+from edge_meta.corpora import load_clips, read_corpus
+from edge_meta.device import Runtime
+from edge_meta.device.runtime import SpeakerFallbackWarning
+from edge_meta.device.sources import ArraySource
+from edge_meta.frontend import FrontendSpec, LogMel
+from edge_meta.metrics import unit
+from edge_meta.resources import default_bundle_path
+
+
+@pytest.fixture(scope="module")
+def speaker_bundle(tmp_path_factory, gsc_dir):
+    """The shipped bundle plus a crude second encoder output "speaker": the window's mean log-mel spectrum,
+    centred on a background mean (a stand-in for a trained speaker projection; 40-d, unlike the 128-d word
+    output), with a background bank of real Speech Commands clips."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    dest = tmp_path_factory.mktemp("bundle") / "speaker"
+    shutil.copytree(default_bundle_path(), dest)
+    items = read_corpus(gsc_dir).items[::40][:200]
+    spectra = LogMel(FrontendSpec()).batch(load_clips(items, 16000)).mean(axis=3)[:, 0]
+    centre = spectra.mean(axis=0).astype(np.float32)
+    for name in ("encoder.int8.onnx", "encoder.fp32.onnx"):
+        model = onnx.load(dest / name)
+        g = model.graph
+        g.initializer.append(numpy_helper.from_array(centre, "speaker_centre"))
+        g.node.extend([helper.make_node("ReduceMean", ["features"], ["spk_mean"], axes=[3], keepdims=0),
+                       helper.make_node("Flatten", ["spk_mean"], ["spk_flat"], axis=1),
+                       helper.make_node("Sub", ["spk_flat", "speaker_centre"], ["speaker"])])
+        g.output.append(helper.make_tensor_value_info("speaker", TensorProto.FLOAT, ["batch", 40]))
+        onnx.save(model, dest / name)
+    heads = dict(np.load(dest / "heads.npz"))
+    heads["background.speaker"] = unit(spectra - centre).astype(np.float16)
+    np.savez(dest / "heads.npz", **heads)
+    m = json.loads((dest / MANIFEST).read_text())
+    m["encoder"]["outputs"] = ["word", "speaker"]
+    m["heads"]["arrays"] = sorted(heads)
+    for key in ("files", "bundle_id", "schema_version"):
+        m.pop(key)
+    write_manifest(dest, m)
+    return dest
+
+
+def clips(fsdd_dir, speaker, digits, takes):
+    return [read_audio(fsdd_dir / "recordings" / f"{d}_{speaker}_{t}.wav", announce=False) for d in digits for t in takes]
+
+
+def sentences(fsdd_dir, speaker, n=3):
+    """Voice takes: four digits of one speaker run together, like a short sentence."""
+    return [np.concatenate(clips(fsdd_dir, speaker, (1, 2, 3, 4), [30 + i])) for i in range(n)]
+
+
+class CountingBackend:
+    def __init__(self, inner):
+        self.inner, self.calls, self.outputs = inner, 0, set()
+        self.name = inner.name
+
+    def embed(self, features):
+        self.calls += 1
+        out = self.inner.embed(features)
+        self.outputs |= {(k, v.shape[1]) for k, v in out.items()}
+        return out
+
+
+def test_one_encoder_pass_serves_words_and_voices(speaker_bundle, fsdd_dir):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SpeakerFallbackWarning)
+        with Runtime.open(speaker_bundle) as rt:
+            assert rt.speaker_output == "speaker"
+            rt.enroll_word("two", clips(fsdd_dir, "jackson", [2], range(5)), user="jackson")
+            for who in ("jackson", "george"):
+                rt.enroll_voice(who, sentences(fsdd_dir, who))
+            assert {v.embeddings.shape[1] for v in rt.store.voices()} == {40}
+            rt.backend = CountingBackend(rt.backend)
+            det = rt.detector()
+            stream = np.concatenate([np.concatenate([x, np.zeros(8000, np.float32)])
+                                     for x in clips(fsdd_dir, "jackson", [2], range(20, 26))])
+            found = [d for c in ArraySource(stream).chunks() for d in det.process(c)] + det.flush()
+    assert rt.backend.calls == det.encoder_calls > 0  # no second pass for the voices
+    assert rt.backend.outputs == {("word", 128), ("speaker", 40)}
+    assert len(found) >= 3
+    for d in found:
+        assert isinstance(d.speaker_score, float) and -1.0 <= d.speaker_score <= 1.0
+        assert d.speaker in (None, "jackson", "george")
+        assert d.to_event()["speaker_score"] == round(d.speaker_score, 4)
+
+
+def test_without_a_speaker_output_voices_use_the_word_embedding_and_say_so_once(fsdd_dir):
+    with Runtime.open() as rt, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rt.enroll_voice("george", sentences(fsdd_dir, "george"))
+        rt.enroll_voice("lucas", sentences(fsdd_dir, "lucas"))
+        rt.detector()
+        assert rt.speaker_output == "word"
+        assert {v.embeddings.shape[1] for v in rt.store.voices()} == {128}
+    assert sum(issubclass(w.category, SpeakerFallbackWarning) for w in caught) == 1
+
+
+def test_a_bound_word_fires_for_its_voice_only(fsdd_dir):
+    """Bound to george's voice, george's 'nine' fires; with no voice enrolled for the bound user, it never
+    fires (and the runtime says why), though the same takes unbound are found."""
+    takes = clips(fsdd_dir, "jackson", [9], range(5))
+    queries = [fsdd_dir / "recordings" / f"9_jackson_{t}.wav" for t in range(20, 30)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SpeakerFallbackWarning)
+        with Runtime.open() as rt:
+            rt.enroll_word("nine", takes, user="jackson")
+            free = sum(bool(rt.detect_file(q)) for q in queries)
+            rt.enroll_word("nine", takes, user="jackson", bind_speaker=True)
+            with pytest.warns(UserWarning, match="bound to jackson's voice, which is not enrolled"):
+                assert rt.vocabulary()[0].keys == []
+            rt.enroll_voice("jackson", takes)  # the voice, from the same takes (word-embedding fallback)
+            bound = [rt.detect_file(q) for q in queries]
+    assert free >= 6
+    assert sum(bool(b) for b in bound) >= free - 3
+    assert all(d.speaker == "jackson" for b in bound for d in b)
+
+
+def test_a_new_bundle_re_embeds_voices(tmp_path, fsdd_dir):
+    other = tmp_path / "bundle2"
+    shutil.copytree(default_bundle_path(), other)
+    m = json.loads((other / MANIFEST).read_text())
+    m["provenance"]["note"] = "rebuilt"
+    for key in ("files", "bundle_id", "schema_version"):
+        m.pop(key)
+    write_manifest(other, m)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SpeakerFallbackWarning)
+        with Runtime.open(store=tmp_path / "p.db") as rt:
+            rt.enroll_voice("theo", sentences(fsdd_dir, "theo"))
+        with Runtime.open(other, store=tmp_path / "p.db") as rt:
+            [v] = rt.store.voices()
+            assert v.bundle_ids == [rt.bundle.bundle_id] * 3
+            assert rt.vocabulary()[0].voices == ["theo"]
