@@ -1,0 +1,174 @@
+"""Audio sources behind one interface: raw PCM on a pipe, files (paced or not), and the microphone adapter
+driven by a fake PortAudio (sounddevice) that plays recorded speech, loses its device and gets it back."""
+
+import builtins
+import logging
+import os
+import threading
+
+import numpy as np
+import pytest
+import soundfile as sf
+from scipy.signal import resample_poly
+
+from edge_meta.audio import read_audio
+from edge_meta.device.sources import Microphone, StdinSource, WavSource, _Decimator
+from edge_meta.errors import AudioError
+
+
+def test_stdin_pcm_is_read_whatever_the_pipe_delivers(fsdd_dir):
+    x = read_audio(fsdd_dir / "recordings" / "3_theo_0.wav", announce=False)
+    pcm = np.clip(np.round(x * 32768), -32768, 32767).astype("<i2").tobytes()
+    r, w = os.pipe()
+    with os.fdopen(r, "rb", buffering=0) as reader:
+        source = StdinSource(reader, poll_s=0.01)
+        chunks = source.chunks()
+        assert len(next(chunks)) == 0  # nothing written yet: an empty chunk, so a daemon can check for SIGTERM
+        with os.fdopen(w, "wb", buffering=0) as writer:
+            writer.write(pcm[:3])  # half a sample
+            writer.write(pcm[3:] + b"\x01")  # a stray odd byte at the end is not a sample
+        got = np.concatenate([c for c in chunks if len(c)])
+    np.testing.assert_array_equal(got, np.frombuffer(pcm, "<i2").astype(np.float32) / 32768.0)
+
+
+def test_paced_and_fast_file_sources_yield_the_same_audio(tmp_path):
+    path = tmp_path / "a.wav"
+    audio = np.sin(np.arange(4800) / 9.0).astype(np.float32) * 0.3
+    sf.write(path, audio, 16000)
+    fast = np.concatenate(list(WavSource(path, chunk_s=0.05).chunks()))
+    paced = np.concatenate(list(WavSource(path, chunk_s=0.05, realtime=True).chunks()))
+    np.testing.assert_array_equal(fast, paced)
+    np.testing.assert_allclose(fast, audio, atol=1e-4)
+
+
+def test_the_decimator_keeps_speech_band_and_stops_aliases():
+    t = np.arange(48000 * 2) / 48000
+    tone = np.sin(2 * np.pi * 440 * t) + np.sin(2 * np.pi * 11000 * t)  # 11 kHz would alias to 5 kHz at 16 kHz
+    dec = _Decimator(3)
+    out = np.concatenate([dec(c) for c in np.array_split(tone, 37)])  # odd chunk sizes
+    assert len(out) == len(tone) // 3
+    spectrum = np.abs(np.fft.rfft(out[4000:20000]))
+    freqs = np.fft.rfftfreq(16000, 1 / 16000)
+    assert abs(freqs[np.argmax(spectrum)] - 440) < 2
+    assert spectrum[np.abs(freqs - 5000).argmin()] < 0.01 * spectrum.max()
+    ref = resample_poly(np.sin(2 * np.pi * 440 * t), 1, 3)
+    np.testing.assert_allclose(out[2000:-2000], ref[2000 - 8 : -2000 - 8], atol=0.05)  # 16-tap group delay / 3 -> 8
+
+
+class FakePortAudioError(Exception):
+    pass
+
+
+class FakeSoundDevice:
+    """Enough of sounddevice for `Microphone`: one device that plays ``tape`` through the callback in blocks;
+    it is "unplugged" after ``unplug_after`` blocks (the stream goes inactive and the next 3 opens fail)."""
+
+    PortAudioError = FakePortAudioError
+
+    def __init__(self, tape: np.ndarray, rates=(16000,), default_rate=16000, unplug_after=None, present=True):
+        self.tape, self.rates, self.default_rate = tape, rates, default_rate
+        self.unplug_after, self.present = unplug_after, present
+        self.position = 0  # next sample of the tape
+        self.opens, self.rescans, self.unplugged, self.failures_left = 0, 0, False, 0
+
+    def query_devices(self, device=None, kind=None):
+        if not self.present:
+            if kind is None:
+                return []
+            raise ValueError("No input device matching")
+        info = {"name": "Fake USB mic", "max_input_channels": 1, "default_samplerate": self.default_rate}
+        return info if kind else [info]
+
+    def _terminate(self):
+        self.rescans += 1
+
+    def _initialize(self):
+        pass
+
+    def InputStream(self, device, channels, samplerate, dtype, blocksize, callback):
+        if samplerate not in self.rates:
+            raise FakePortAudioError("Invalid sample rate")
+        if self.failures_left:
+            self.failures_left -= 1
+            raise FakePortAudioError("Device unavailable")
+        self.opens += 1
+        return FakeStream(self, samplerate, blocksize, callback)
+
+
+class FakeStream:
+    def __init__(self, sd, rate, blocksize, callback):
+        self.sd, self.rate, self.blocksize, self.callback = sd, rate, blocksize, callback
+        self.active = False
+
+    def start(self):
+        self.active = True
+        threading.Thread(target=self._play, daemon=True).start()
+
+    def _play(self):
+        sd, blocks = self.sd, 0
+        while sd.position < len(sd.tape):
+            if blocks == sd.unplug_after and not sd.unplugged:
+                sd.unplugged, sd.failures_left = True, 3
+                break
+            block = sd.tape[sd.position : sd.position + self.blocksize]
+            sd.position += len(block)
+            blocks += 1
+            self.callback(block[:, None].astype(np.float32), len(block), None, None)
+        self.active = False
+
+    def stop(self):
+        pass
+
+    def close(self):
+        pass
+
+
+def _record(mic: Microphone, n: int) -> np.ndarray:
+    got, total = [], 0
+    for chunk in mic.chunks():
+        got.append(chunk)
+        total += len(chunk)
+        if total >= n:
+            return np.concatenate(got)
+    raise AssertionError("the microphone stopped")
+
+
+def test_microphone_plays_speech_and_survives_being_unplugged(fsdd_dir, caplog):
+    tape = np.concatenate([read_audio(fsdd_dir / "recordings" / f"{d}_lucas_0.wav", announce=False) for d in range(4)])
+    sd = FakeSoundDevice(tape, unplug_after=5)
+    mic = Microphone(sd=sd, retry_s=0.01)
+    with caplog.at_level(logging.WARNING, logger="edge_meta.device"):
+        got = _record(mic, len(tape))
+    np.testing.assert_array_equal(got, tape)  # every sample, in order, across the reconnect
+    assert mic.reconnects == 1 and sd.opens == 2 and sd.rescans >= 2
+    assert [r.getMessage() for r in caplog.records] == ["microphone_lost", "microphone_back"]
+
+
+def test_a_48k_only_microphone_is_decimated_to_16k(fsdd_dir):
+    speech = read_audio(fsdd_dir / "recordings" / "2_lucas_0.wav", announce=False)
+    tape = resample_poly(speech, 3, 1).astype(np.float32)
+    mic = Microphone(sd=FakeSoundDevice(tape, rates=(48000,), default_rate=48000), retry_s=0.01)
+    got = _record(mic, len(speech) - 16)
+    assert len(got) == len(speech)
+    np.testing.assert_allclose(got[200:-200], speech[192:-208], atol=0.02)  # 8-sample filter delay
+
+
+def test_no_input_device_names_the_fix():
+    mic = Microphone(sd=FakeSoundDevice(np.zeros(10, np.float32), present=False))
+    with pytest.raises(AudioError, match="no audio input device") as err:
+        next(mic.chunks())
+    assert "arecord -l" in err.value.hint and "PortAudio sees: none" in err.value.message
+
+
+def test_missing_portaudio_names_the_package(monkeypatch):
+    real_import = builtins.__import__
+
+    def no_portaudio(name, *args, **kwargs):
+        if name == "sounddevice":
+            raise OSError("PortAudio library not found")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_portaudio)
+    with pytest.raises(AudioError, match="PortAudio") as err:
+        Microphone()
+    assert "libportaudio2" in err.value.hint
