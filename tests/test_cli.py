@@ -1,5 +1,6 @@
 """Bad input from the shell: one line naming the problem and the fix, exit code 2, never a traceback."""
 
+import json
 import subprocess
 import sys
 
@@ -86,3 +87,55 @@ def test_help_teaches(tmp_path):
     assert r.returncode == 0 and "examples:" in r.stdout and "edge-meta demo" in r.stdout
     r = edge_meta("device", "enroll-word", "--help")
     assert r.returncode == 0 and "--from" in r.stdout
+
+
+def test_device_help_teaches(tmp_path):
+    r = edge_meta("device", "--help")
+    assert r.returncode == 0 and "examples:" in r.stdout and "forget-user" in r.stdout and "enroll-voice" in r.stdout
+    r = edge_meta("device", "enroll-word", "--help")
+    assert r.returncode == 0 and "after the tone" in r.stdout and "--bind" in r.stdout and "retake" in r.stdout
+    r = edge_meta("device", "run", "--help")
+    assert r.returncode == 0 and '"speaker_score"' in r.stdout and "SIGTERM" in r.stdout
+
+
+def _sentences(fsdd_dir, tmp_path, speaker):
+    """Three voice takes for the CLI: four digits of one speaker run together, written as WAV files."""
+    paths = []
+    for i in range(3):
+        x = np.concatenate([sf.read(fsdd_dir / "recordings" / f"{d}_{speaker}_{30 + i}.wav")[0] for d in (1, 2, 3, 4)])
+        paths.append(tmp_path / f"{speaker}_{i}.wav")
+        sf.write(paths[-1], x, 8000)
+    return paths
+
+
+def test_profiles_from_the_shell(tmp_path, takes, fsdd_dir):
+    store, other = tmp_path / "p.db", tmp_path / "q.db"
+    r = edge_meta("device", "enroll-word", "six", "--user", "lucas", "--bind", "--from", *takes, "--store", store)
+    assert r.returncode == 0, r.stderr
+    assert "bound to lucas's voice" in r.stdout and "enroll-voice lucas" in r.stdout
+    r = edge_meta("device", "enroll-voice", "lucas", "--from", *_sentences(fsdd_dir, tmp_path, "lucas"), "--store", store)
+    assert r.returncode == 0, r.stderr
+    assert "enrolled lucas's voice from 3 takes" in r.stdout and "no speaker output" in r.stderr
+    listing = json.loads(edge_meta("device", "list", "--json", "--store", store).stdout)
+    assert listing["users"] == ["lucas"] and listing["words"][0]["bound_to"] == "lucas"
+    assert listing["voices"][0]["takes"] == 3
+    assert edge_meta("device", "export-profile", tmp_path / "lucas.json", "--user", "lucas", "--store", store).returncode == 0
+    r = edge_meta("device", "import-profile", tmp_path / "lucas.json", "--store", other)
+    assert r.returncode == 0 and "imported 1 words, 1 voices of 1 users" in r.stdout
+    _refused(edge_meta("device", "forget-user", "lucas", "--store", other), "add --yes")
+    r = edge_meta("device", "forget-user", "lucas", "--yes", "--store", other)
+    assert r.returncode == 0 and "1 words and 1 voices deleted" in r.stdout
+    assert "nothing enrolled" in edge_meta("device", "list", "--store", other).stdout
+    assert edge_meta("device", "remove", "--voice", "lucas", "--store", store).returncode == 0
+    _refused(edge_meta("device", "remove", "--voice", "lucas", "--store", store), "no enrolled voice for 'lucas'")
+
+
+def test_bad_voice_takes_profiles_and_configs(tmp_path, takes):
+    store = tmp_path / "p.db"
+    _refused(edge_meta("device", "enroll-voice", "lucas", "--from", *takes, "--store", store), "holds only", "sentence")
+    junk = tmp_path / "junk.json"
+    junk.write_text('{"format": "edge-meta-profile", "version": 1, "users": "alice"}')
+    _refused(edge_meta("device", "import-profile", junk, "--store", store), "invalid profile file")
+    _refused(edge_meta("device", "forget-user", "nobody", "--yes", "--store", store), "no user 'nobody'")
+    _refused(edge_meta("device", "run", "--input", takes[0], "--store", store), "no usable words are enrolled")
+    _refused(edge_meta("device", "run", "--config", tmp_path / "none.toml"), "no such config file")

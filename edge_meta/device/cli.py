@@ -1,13 +1,27 @@
-"""`edge-meta device ...`: enrollment, detection and the profile store, from the shell (no torch)."""
+"""`edge-meta device ...`: enroll words and voices, detect, run the daemon, manage profiles (no torch)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 
-from edge_meta.errors import StoreError
+from edge_meta.errors import ConfigError, StoreError
+
+DEVICE_EXAMPLES = """\
+examples:
+  edge-meta device enroll-word "lights on" --user alice          say it 5 times after the tone
+  edge-meta device enroll-word unlock --user alice --bind        only alice's voice can trigger it
+  edge-meta device enroll-voice alice                            read 3 sentences aloud
+  edge-meta device enroll-word five --from a.wav b.wav c.wav     from recordings instead of the microphone
+  edge-meta device run --config /etc/edge-meta/device.toml       the daemon: JSON events on stdout and a socket
+  arecord -q -f S16_LE -r 16000 -c 1 -t raw | edge-meta device run --input -
+  edge-meta device detect recording.wav --json
+  edge-meta device list
+  edge-meta device forget-user alice --yes                       delete all of alice's data
+"""
 
 
 def default_store() -> Path:
@@ -18,78 +32,238 @@ def default_store() -> Path:
     return base / "edge-meta" / "profiles.db"
 
 
-def _open(args: argparse.Namespace):
+def _open(args: argparse.Namespace, bundle: str | None = None, store: str | None = None):
     from edge_meta.device.runtime import Runtime
 
-    store = Path(args.store) if args.store else default_store()
-    if not args.store:
-        store.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return Runtime.open(args.bundle, store=store, backend=args.backend, precision=args.precision)
+    store = args.store or store
+    path = Path(store) if store else default_store()
+    if not store:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return Runtime.open(args.bundle or bundle, store=path, backend=args.backend or "onnx",
+                        precision=args.precision or "int8", threads=args.threads or 1)
+
+
+def _source(spec: str, realtime: bool = False, mic_device: str | int | None = None):
+    from edge_meta.device.sources import Microphone, StdinSource, WavSource
+
+    if spec == "mic":
+        return Microphone(_device(mic_device))
+    if spec == "-":
+        return StdinSource()
+    return WavSource(spec, realtime=realtime)
+
+
+def _device(value: str | int | None) -> str | int | None:
+    """A PortAudio device given as its index ("2") or (part of) its name."""
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return value or None
+
+
+def _prompter(rt, args: argparse.Namespace):
+    from edge_meta.device.prompts import Prompter
+    from edge_meta.device.sources import Microphone
+
+    source = _source(args.input, mic_device=args.mic_device)
+    tone = source.beep if isinstance(source, Microphone) else None
+    return Prompter(rt, source, sys.stdout, tone=tone)
 
 
 def _enroll_word(args: argparse.Namespace) -> int:
     with _open(args) as rt:
-        w = rt.enroll_word(args.word, args.takes, user=args.user or "", keep_audio=not args.no_keep_audio)
-    print(f"enrolled {w.label!r}" + (f" for {w.user}" if w.user else "") + f" from {w.takes} takes: "
-          f"threshold {w.calibration.threshold:.3f}, take consistency {w.calibration.consistency:.3f}")
-    if w.calibration.consistency < w.calibration.threshold:
-        print("note: one take is unlike the others; consider re-recording it for fewer misses")
+        if args.takes_from:
+            takes = args.takes_from
+        else:
+            print(f"Enrolling '{args.word}'" + (f" for {args.user}" if args.user else "") +
+                  f": {args.takes} takes. Speak as you will when using it, about an arm's length from the microphone.")
+            takes = _prompter(rt, args).word_takes(args.word, args.takes)
+        w = rt.enroll_word(args.word, takes, user=args.user or "", keep_audio=not args.no_keep_audio,
+                           false_accept=args.false_accept, bind_speaker=args.bind)
+        kind = rt.head_kind if rt.open_set else f"{rt.head_kind} head, gated by the prototype cosine"
+        voices = [v.user for v in rt.store.voices()]
+    c = w.calibration
+    print(f"enrolled {w.label!r}" + (f" for {w.user}" if w.user else "") + f" from {w.takes} takes"
+          + (f", bound to {w.speaker}'s voice" if w.speaker else ""))
+    print(f"  threshold {c.threshold:.3f} ({kind}); {c.false_accept:.0%} of background speech scores above "
+          f"{c.background_score:.3f}")
+    if c.held_out is not None:
+        print(f"  each take scored against the others: median {c.held_out:.3f}, lowest {c.consistency:.3f}")
+    if c.capped:
+        print(f"  note: the takes vary more than the background allows, so expect more than {c.false_accept:.0%} "
+              "false accepts; re-enroll in a quieter place or with more takes")
+    if w.speaker and w.speaker not in voices:
+        print(f"  note: enroll {w.speaker}'s voice before this word can fire: edge-meta device enroll-voice {w.speaker}")
+    return 0
+
+
+def _enroll_voice(args: argparse.Namespace) -> int:
+    with _open(args) as rt:
+        if args.takes_from:
+            takes = args.takes_from
+        else:
+            print(f"Enrolling {args.user}'s voice: {args.takes} sentences, in your normal voice.")
+            takes = _prompter(rt, args).voice_takes(args.user, args.takes)
+        v = rt.enroll_voice(args.user, takes, keep_audio=not args.no_keep_audio, false_accept=args.false_accept)
+        source = "speaker embedding" if rt.speaker_output == "speaker" else "word embedding (no speaker head in this bundle)"
+    c = v.calibration
+    print(f"enrolled {v.user}'s voice from {v.takes} takes: threshold {c.threshold:.3f} ({source}; "
+          f"{c.false_accept:.0%} of background speech scores above {c.background_score:.3f})")
     return 0
 
 
 def _detect(args: argparse.Namespace) -> int:
     with _open(args) as rt:
-        if not rt.store.words():
+        if not rt.vocabulary()[0].keys:
             raise StoreError(f"no words are enrolled in {rt.store.path}",
                              "enroll one first: edge-meta device enroll-word WORD --from a.wav b.wav c.wav")
         detections = rt.detect_file(args.file)
     for d in detections:
         if args.json:
-            print(json.dumps({"event": "word", "word": d.label, "user": d.user or None, "score": round(d.score, 4),
-                              "start_s": round(d.start_s, 2), "end_s": round(d.end_s, 2)}))
+            print(json.dumps(d.to_event()))
         else:
-            print(f"{d.start_s:7.2f}-{d.end_s:6.2f} s  {d.label}" + (f" ({d.user})" if d.user else "") + f"  score {d.score:.3f}")
+            who = f"  speaker {d.speaker or 'unknown'} ({d.speaker_score:.3f})" if d.speaker_score is not None else ""
+            print(f"{d.start_s:7.2f}-{d.end_s:6.2f} s  {d.label}" + (f" ({d.user})" if d.user else "")
+                  + f"  score {d.score:.3f}{who}")
     if not detections and not args.json:
         print("no enrolled word detected (unknown)")
     return 0
 
 
+def _run(args: argparse.Namespace) -> int:
+    from edge_meta.device import logs
+    from edge_meta.device.config import DeviceConfig, load_config
+    from edge_meta.device.daemon import Daemon
+
+    cfg = load_config(args.config) if args.config else DeviceConfig()
+    for attr, value in (("input", args.input), ("socket", args.socket), ("mic_device", args.mic_device),
+                        ("log_level", args.log_level)):
+        if value is not None:
+            setattr(cfg, attr, value)
+    for attr in ("backend", "precision", "threads"):
+        if getattr(args, attr) is None:
+            setattr(args, attr, getattr(cfg, attr))
+    logs.setup(cfg.log_level)
+    with _open(args, bundle=cfg.bundle, store=cfg.store) as rt:
+        return Daemon(rt, _source(cfg.input, args.realtime, cfg.mic_device), cfg).run()
+
+
 def _list(args: argparse.Namespace) -> int:
     with _open(args) as rt:
-        words = rt.store.words()
-    if not words:
-        print("no words enrolled")
+        words, voices, users = rt.store.words(), rt.store.voices(), rt.store.users()
+        current = rt.bundle.bundle_id
+    if args.json:
+        print(json.dumps({
+            "users": users,
+            "words": [{"word": w.label, "user": w.user or None, "bound_to": w.speaker, "takes": len(w.embeddings),
+                       "threshold": round(w.threshold, 4), "false_accept": w.false_accept,
+                       "current": all(b == current for b in w.bundle_ids)} for w in words],
+            "voices": [{"user": v.user, "takes": len(v.embeddings), "threshold": round(v.threshold, 4)} for v in voices]}))
+        return 0
+    if not words and not voices:
+        print("nothing enrolled")
     for w in words:
-        print(f"{w.label}" + (f" (user {w.user})" if w.user else "") + f": {len(w.embeddings)} takes, threshold {w.threshold:.3f}")
+        stale = "" if all(b == current for b in w.bundle_ids) else "  (enrolled with another model: enroll it again)"
+        print(f"word  {w.label}" + (f" (user {w.user})" if w.user else "") + (f" [only {w.speaker}'s voice]" if w.speaker else "")
+              + f": {len(w.embeddings)} takes, threshold {w.threshold:.3f} at {w.false_accept:.1%} false accepts{stale}")
+    for v in voices:
+        print(f"voice {v.user}: {len(v.embeddings)} takes, threshold {v.threshold:.3f}")
     return 0
 
 
 def _remove(args: argparse.Namespace) -> int:
     with _open(args) as rt:
+        if args.voice:
+            rt.remove_voice(args.voice)
+            print(f"removed {args.voice}'s voice")
+            return 0
+        if not args.word:
+            raise ConfigError("nothing to remove", "give a WORD (and --user), or --voice USER")
         rt.remove_word(args.word, args.user or "")
-    print(f"removed {args.word!r}")
+    print(f"removed {args.word!r}" + (f" of {args.user}" if args.user else ""))
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from edge_meta.device.profile_file import export_profile
+
+    with _open(args) as rt:
+        n = export_profile(rt.store, args.file, args.user)
+    print(f"exported {n['words']} words, {n['voices']} voices of {n['users']} users to {args.file} (keep it private: "
+          "it holds voice recordings)")
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    with _open(args) as rt:
+        n = rt.import_profile(args.file)
+    print(f"imported {n['words']} words, {n['voices']} voices of {n['users']} users from {args.file}")
+    return 0
+
+
+def _forget(args: argparse.Namespace) -> int:
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise ConfigError(f"forgetting {args.name} deletes all of their words, voice and recordings",
+                              "add --yes to confirm")
+        answer = input(f"Delete all of {args.name}'s words, voice and recordings? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing deleted")
+            return 0
+    with _open(args) as rt:
+        n = rt.forget_user(args.name)
+    print(f"forgot {args.name}: {n['words']} words and {n['voices']} voices deleted, store compacted")
     return 0
 
 
 def add_device_parser(sub: argparse._SubParsersAction) -> None:
-    dev = sub.add_parser("device", help="on the device: enroll words, detect them, manage profiles (no torch)")
+    from edge_meta.device.backends import BACKENDS
+
+    dev = sub.add_parser("device", help="on the device: enroll words and voices, detect, run the daemon (no torch)",
+                         description="Everything that runs on the device (numpy + onnxruntime, never torch).",
+                         epilog=DEVICE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     dsub = dev.add_subparsers(dest="device_command", metavar="ACTION", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--bundle", help="bundle directory or .tar (default: the one shipped with edge-meta)")
         p.add_argument("--store", help=f"profile store (default: $EDGE_META_STORE or {default_store()})")
-        p.add_argument("--backend", default="onnx", choices=["onnx"], help="encoder runtime")
-        p.add_argument("--precision", default="int8", choices=["int8", "fp32"])
+        p.add_argument("--backend", choices=list(BACKENDS), help="encoder runtime (default onnx)")
+        p.add_argument("--precision", choices=["int8", "fp32"], help="encoder precision (default int8)")
+        p.add_argument("--threads", type=int, help="encoder threads (default 1: leaves the other cores to audio)")
 
-    e = dsub.add_parser("enroll-word", help="teach a new word from a few recordings of it")
+    def capture(p: argparse.ArgumentParser, takes: int, what: str) -> None:
+        p.add_argument("--from", dest="takes_from", nargs="+", metavar="AUDIO",
+                       help=f"{what} from recordings (WAV/FLAC, any rate; resampled to 16 kHz) instead of prompting")
+        p.add_argument("--takes", type=int, default=takes, help=f"takes to record when prompting (default {takes})")
+        p.add_argument("--input", default="mic",
+                       help="where prompted takes come from: mic (default), or a recording holding them one after another")
+        p.add_argument("--mic-device", help="PortAudio input device, by index or name (default: the system's)")
+        p.add_argument("--false-accept", type=float, default=0.01,
+                       help="target share of other speech that may pass the threshold (default 0.01)")
+        p.add_argument("--no-keep-audio", action="store_true",
+                       help="store only embeddings (a new model will then need re-enrollment)")
+
+    fmt = argparse.RawDescriptionHelpFormatter
+    e = dsub.add_parser("enroll-word", help="teach a word: prompted at the microphone, or --from recordings",
+                        formatter_class=fmt, description=(
+                            "Teach the device a word or short phrase from a few takes. Without --from it prompts:\n"
+                            "\"Say 'lights on' after the tone (2/5)\", shows a level meter, cuts each take at the end of\n"
+                            "your speech, and asks for a retake when one is too quiet, clipped, too short or long, or\n"
+                            "unlike the others. Then it calibrates the word's threshold against background speech."))
     e.add_argument("word", help='the word or phrase, e.g. "lights on"')
-    e.add_argument("--from", dest="takes", nargs="+", required=True, metavar="AUDIO",
-                   help="3-5 recordings of the word (WAV/FLAC, any rate; resampled to 16 kHz)")
-    e.add_argument("--user", help="whose word this is")
-    e.add_argument("--no-keep-audio", action="store_true",
-                   help="store only embeddings (a new model will then need re-enrollment)")
+    e.add_argument("--user", help="whose word this is (several users may enroll the same word)")
+    e.add_argument("--bind", action="store_true", help="fire only when --user's enrolled voice says it")
+    capture(e, 5, "the takes")
     common(e)
     e.set_defaults(func=_enroll_word)
+
+    v = dsub.add_parser("enroll-voice", help="teach a user's voice (who spoke), prompted or --from recordings",
+                        formatter_class=fmt, description=(
+                            "Teach the device a user's voice from a few sentences, so detections say who spoke and\n"
+                            "words enrolled with --bind fire only for that voice."))
+    v.add_argument("user", help="the user's name, e.g. alice")
+    capture(v, 3, "voice takes")
+    common(v)
+    v.set_defaults(func=_enroll_voice)
 
     d = dsub.add_parser("detect", help="find enrolled words in a recording")
     d.add_argument("file", help="WAV/FLAC recording")
@@ -97,12 +271,45 @@ def add_device_parser(sub: argparse._SubParsersAction) -> None:
     common(d)
     d.set_defaults(func=_detect)
 
-    ls = dsub.add_parser("list", help="show enrolled words")
+    r = dsub.add_parser("run", help="the daemon: listen and emit JSON events (stdout, Unix socket, commands)",
+                        formatter_class=fmt, description=(
+                            "Listen until SIGTERM. Each detection is one JSON line on stdout and on the --socket:\n"
+                            '  {"event": "word", "word": ..., "score": ..., "speaker": ..., "speaker_score": ..., "t": ...}\n'
+                            "Logs are JSON lines on stderr. Commands per word come from --config ([[commands]])."))
+    r.add_argument("--input", help="mic (default), a WAV/FLAC file, or - for raw s16le 16 kHz mono PCM on stdin")
+    r.add_argument("--config", help="device.toml (example: device/device.toml); options given here override it")
+    r.add_argument("--socket", help="also serve events on this Unix socket (its directory is made private)")
+    r.add_argument("--mic-device", help="PortAudio input device, by index or name")
+    r.add_argument("--realtime", action="store_true", help="play a file input at real-time pace, like a microphone")
+    r.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    common(r)
+    r.set_defaults(func=_run)
+
+    ls = dsub.add_parser("list", help="show users, enrolled words and voices")
+    ls.add_argument("--json", action="store_true")
     common(ls)
     ls.set_defaults(func=_list)
 
-    rm = dsub.add_parser("remove", help="forget an enrolled word")
-    rm.add_argument("word")
-    rm.add_argument("--user")
+    rm = dsub.add_parser("remove", help="forget an enrolled word (or, with --voice, a voice)")
+    rm.add_argument("word", nargs="?")
+    rm.add_argument("--user", help="the word's user")
+    rm.add_argument("--voice", metavar="USER", help="remove this user's voice instead of a word")
     common(rm)
     rm.set_defaults(func=_remove)
+
+    ex = dsub.add_parser("export-profile", help="write profiles to a portable file (JSON; backup or another device)")
+    ex.add_argument("file")
+    ex.add_argument("--user", help="only this user's words and voice")
+    common(ex)
+    ex.set_defaults(func=_export)
+
+    im = dsub.add_parser("import-profile", help="add profiles from a file written by export-profile (validated first)")
+    im.add_argument("file")
+    common(im)
+    im.set_defaults(func=_import)
+
+    fu = dsub.add_parser("forget-user", help="delete all of a user's words, voice and recordings from the store")
+    fu.add_argument("name")
+    fu.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    common(fu)
+    fu.set_defaults(func=_forget)

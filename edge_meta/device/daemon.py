@@ -1,0 +1,147 @@
+"""`edge-meta device run`: listen for the enrolled words until told to stop, and tell everyone.
+
+Each detection becomes one JSON line on stdout, e.g.
+
+    {"event": "word", "word": "lights on", "user": "alice", "score": 0.93, "speaker": "alice",
+     "speaker_score": 0.71, "t": 12.35, "start_s": 11.85, "end_s": 12.85, "time": 1795000000.123}
+
+(``t``/``start_s``/``end_s``: seconds since the daemon started listening; ``time``: Unix time of the
+event), the same line goes to every client of the Unix socket, and a configured command for the word
+runs: an argument list started without a shell, given the event's JSON on its stdin, never the
+audio-derived strings on its command line. Logs are JSON lines on stderr. SIGTERM or SIGINT stop it
+cleanly (socket removed, store closed, exit 0). A bad chunk of audio (NaN, a failed encoder call)
+is logged and skipped; detection carries on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import subprocess
+import sys
+import time
+from typing import TextIO
+
+import numpy as np
+
+from edge_meta.device.config import CommandRule, DeviceConfig
+from edge_meta.device.event_socket import EventSocket
+from edge_meta.device.runtime import Runtime
+from edge_meta.device.sources import AudioSource
+from edge_meta.errors import StoreError
+
+log = logging.getLogger("edge_meta.device")
+REPEAT_LOG_EVERY = 100  # a recurring error is logged on its 1st, 101st, ... occurrence
+
+
+class Commands:
+    """Starts the configured command for an event and reaps finished ones (no zombies, no waiting)."""
+
+    def __init__(self, rules: list[CommandRule]) -> None:
+        self.rules = rules
+        self.running: list[tuple[subprocess.Popen, str]] = []
+
+    def run(self, event: dict) -> None:
+        for rule in self.rules:
+            if not rule.matches(event):
+                continue
+            try:
+                proc = subprocess.Popen(list(rule.run), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL, close_fds=True, start_new_session=True)
+            except OSError as exc:
+                log.error("command_failed", extra={"fields": {"word": rule.word, "run": rule.run, "error": str(exc)}})
+                continue
+            try:
+                proc.stdin.write((json.dumps(event) + "\n").encode())
+                proc.stdin.close()
+            except OSError:  # the command does not read its stdin: fine
+                pass
+            self.running.append((proc, rule.word))
+            log.info("command_started", extra={"fields": {"word": rule.word, "pid": proc.pid}})
+
+    def reap(self) -> None:
+        still = []
+        for proc, word in self.running:
+            code = proc.poll()
+            if code is None:
+                still.append((proc, word))
+            elif code != 0:
+                log.warning("command_exit", extra={"fields": {"word": word, "pid": proc.pid, "code": code}})
+        self.running = still
+
+
+class Daemon:
+    def __init__(self, rt: Runtime, source: AudioSource, config: DeviceConfig, out: TextIO | None = None) -> None:
+        self.rt, self.source, self.cfg = rt, source, config
+        self.out = out or sys.stdout
+        self.stop_signal: int | None = None
+        self.errors: dict[str, int] = {}
+        self.events = 0
+
+    def _on_signal(self, signum: int, frame) -> None:
+        self.stop_signal = signum
+
+    def run(self) -> int:
+        vocab = self.rt.vocabulary()[0]
+        if not vocab.keys:
+            raise StoreError(f"no usable words are enrolled in {self.rt.store.path}",
+                             "enroll one first: edge-meta device enroll-word WORD --from a.wav b.wav c.wav")
+        detector = self.rt.detector(self.cfg.detector)
+        commands = Commands(self.cfg.commands)
+        sock = EventSocket(self.cfg.socket) if self.cfg.socket else None
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        log.info("listening", extra={"fields": {
+            "input": self.cfg.input, "bundle": self.rt.bundle.bundle_id, "head": self.rt.head_kind,
+            "words": [f"{label}" + (f"@{user}" if user else "") for label, user in vocab.keys],
+            "voices": vocab.voices, "socket": self.cfg.socket, "commands": len(commands.rules)}})
+        reason = "end of input"
+        try:
+            for chunk in self.source.chunks():
+                if self.stop_signal is not None:
+                    reason = signal.Signals(self.stop_signal).name
+                    break
+                for d in self._process(detector, chunk):
+                    self._emit(d.to_event(), sock, commands)
+                commands.reap()
+            else:
+                for d in detector.flush():
+                    self._emit(d.to_event(), sock, commands)
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+            if sock is not None:
+                sock.close()
+            log.info("stopped", extra={"fields": {"reason": reason, "events": self.events,
+                                                  "hops": detector.hops, "encoder_calls": detector.encoder_calls}})
+        return 0
+
+    def _process(self, detector, chunk: np.ndarray) -> list:
+        """Detections from one chunk; a bad chunk is logged (rate-limited) and skipped, never fatal."""
+        try:
+            x = np.asarray(chunk, dtype=np.float32).reshape(-1)
+            if not np.all(np.isfinite(x)):
+                self._error("bad_audio", "chunk holds NaN or infinite samples; replaced by silence")
+                x = np.where(np.isfinite(x), x, 0.0).astype(np.float32)
+            return detector.process(x)
+        except Exception as exc:  # noqa: BLE001 - the daemon must outlive any single bad frame
+            self._error("frame_failed", f"{type(exc).__name__}: {exc}")
+            return []
+
+    def _error(self, kind: str, message: str) -> None:
+        n = self.errors[kind] = self.errors.get(kind, 0) + 1
+        if n % REPEAT_LOG_EVERY == 1:
+            log.error(kind, extra={"fields": {"error": message, "count": n}})
+
+    def _emit(self, event: dict, sock: EventSocket | None, commands: Commands) -> None:
+        event["time"] = round(time.time(), 3)
+        line = json.dumps(event)
+        self.events += 1
+        try:
+            self.out.write(line + "\n")
+            self.out.flush()
+        except (BrokenPipeError, ValueError):  # nobody reads stdout any more; the socket may still have clients
+            pass
+        if sock is not None:
+            sock.send((line + "\n").encode())
+        commands.run(event)

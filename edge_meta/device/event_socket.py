@@ -1,0 +1,117 @@
+"""The daemon's events on a Unix stream socket: every connected client receives every JSON line.
+
+The socket lives in a private directory (created 0700; an existing one must belong to this user and
+be closed to others) and is itself 0600, so only the daemon's user can listen in. A slow client that
+lets its buffer fill is dropped rather than allowed to stall detection. A stale socket file left by
+a killed daemon is replaced; a live one (another daemon) is an error.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import stat
+import threading
+from pathlib import Path
+
+from edge_meta.errors import ConfigError
+
+log = logging.getLogger("edge_meta.device")
+
+
+def private_dir(path: Path) -> None:
+    """Create ``path`` 0700, or check that an existing one is this user's and closed to group and others."""
+    if not path.exists():
+        try:
+            path.mkdir(mode=0o700, parents=True)
+            os.chmod(path, 0o700)  # mkdir's mode is filtered by the umask
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot create the socket directory ({exc.strerror})",
+                              "choose a --socket path in a writable directory, e.g. $XDG_RUNTIME_DIR/edge-meta/") from None
+        return
+    st = path.stat()
+    if not stat.S_ISDIR(st.st_mode):
+        raise ConfigError(f"{path}: is not a directory", "choose another --socket path")
+    if st.st_uid != os.getuid() or st.st_mode & 0o077:
+        raise ConfigError(f"{path}: the socket directory is not private (mode {stat.S_IMODE(st.st_mode):o}, "
+                          f"owner uid {st.st_uid})", f"chmod 700 {path} as its owner, or choose another --socket path")
+
+
+class EventSocket:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        private_dir(self.path.parent)
+        self._remove_stale()
+        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old = os.umask(0o177)  # the socket file is created 0600, with no window of wider access
+        try:
+            self.server.bind(str(self.path))
+        except OSError as exc:
+            self.server.close()
+            raise ConfigError(f"{self.path}: cannot create the event socket ({exc.strerror})",
+                              "choose another --socket path") from None
+        finally:
+            os.umask(old)
+        os.chmod(self.path, 0o600)
+        self.inode = self.path.stat().st_ino
+        self.server.listen(8)
+        self.server.settimeout(0.25)
+        self.clients: list[socket.socket] = []
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._accept, name="edge-meta-socket", daemon=True)
+        self.thread.start()
+
+    def _remove_stale(self) -> None:
+        if not self.path.exists() and not self.path.is_symlink():
+            return
+        if not stat.S_ISSOCK(self.path.lstat().st_mode):
+            raise ConfigError(f"{self.path}: exists and is not a socket", "choose another --socket path")
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(str(self.path))
+        except OSError:
+            self.path.unlink()  # left by a daemon that was killed
+            return
+        finally:
+            probe.close()
+        raise ConfigError(f"{self.path}: another edge-meta daemon is listening on it",
+                          "stop it (systemctl stop edge-meta) or choose another --socket path")
+
+    def _accept(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                client, _ = self.server.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            client.setblocking(False)
+            with self.lock:
+                self.clients.append(client)
+            log.info("socket_client", extra={"fields": {"clients": len(self.clients)}})
+
+    def send(self, line: bytes) -> None:
+        """Send one line to every client; drop clients that are gone or too slow to keep up."""
+        with self.lock:
+            for client in list(self.clients):
+                try:
+                    client.sendall(line)
+                except (BlockingIOError, OSError):
+                    self.clients.remove(client)
+                    client.close()
+
+    def close(self) -> None:
+        self.stopping.set()
+        self.server.close()
+        self.thread.join(timeout=2.0)
+        with self.lock:
+            for client in self.clients:
+                client.close()
+            self.clients.clear()
+        try:
+            if self.path.stat().st_ino == self.inode:
+                self.path.unlink()
+        except FileNotFoundError:
+            pass

@@ -1,0 +1,234 @@
+"""The daemon end to end: events on stdout and the Unix socket where the words really are, commands started
+without a shell, private socket, clean SIGTERM, and bad frames logged and survived."""
+
+import json
+import logging
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from edge_meta.audio import read_audio
+from edge_meta.demo import score_detections
+from edge_meta.device import Runtime
+from edge_meta.device.config import DeviceConfig, load_config
+from edge_meta.device.daemon import Daemon
+from edge_meta.device.event_socket import EventSocket
+from edge_meta.device.sources import ArraySource
+from edge_meta.errors import ConfigError
+
+SPEAKER, KEYWORDS = "jackson", (2, 9)
+
+
+def build_stream(fsdd_dir, gsc_dir, seed=0):
+    """Held-out takes of the enrolled speaker: both keywords three times, other digits, and other people's words
+    from Speech Commands, with pauses; returns (audio, truth) like the demo's stream.json."""
+    rng = np.random.default_rng(seed)
+    utterances = [(str(d), fsdd_dir / "recordings" / f"{d}_{SPEAKER}_{t}.wav", True) for d in KEYWORDS for t in (20, 21, 22)]
+    utterances += [(str(d), fsdd_dir / "recordings" / f"{d}_{SPEAKER}_20.wav", False) for d in (0, 3, 6, 7)]
+    for word in ("bed", "house", "happy", "marvin"):
+        utterances.append((word, sorted((gsc_dir / word).iterdir())[0], False))
+    order = rng.permutation(len(utterances))
+    parts, truth, t = [np.zeros(8000, np.float32)], [], 0.5
+    for i in order:
+        word, path, keyword = utterances[i]
+        x = read_audio(path, announce=False)
+        truth.append({"word": word, "start_s": t, "end_s": t + len(x) / 16000, "keyword": keyword})
+        gap = np.zeros(int(rng.uniform(0.8, 1.4) * 16000), np.float32)
+        parts += [x, gap]
+        t += (len(x) + len(gap)) / 16000
+    return np.concatenate(parts), truth
+
+
+@pytest.fixture(scope="module")
+def enrolled(tmp_path_factory, fsdd_dir, gsc_dir):
+    folder = tmp_path_factory.mktemp("daemon")
+    store = folder / "profiles.db"
+    with Runtime.open(store=store) as rt:
+        for d in KEYWORDS:
+            rt.enroll_word(str(d), [fsdd_dir / "recordings" / f"{d}_{SPEAKER}_{t}.wav" for t in range(5)], user=SPEAKER)
+    audio, truth = build_stream(fsdd_dir, gsc_dir)
+    wav = folder / "stream.wav"
+    sf.write(wav, audio, 16000, subtype="PCM_16")
+    return store, wav, audio, truth
+
+
+class Event:
+    def __init__(self, e):
+        self.label, self.start_s, self.end_s = e["word"], e["start_s"], e["end_s"]
+
+
+def daemon(*args, stdin=subprocess.DEVNULL):
+    return subprocess.Popen([sys.executable, "-m", "edge_meta.cli", "device", "run", *map(str, args)], stdin=stdin,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_log(proc, event: str) -> list[dict]:
+    """Read the daemon's JSON log lines until ``event`` (or fail with what it said)."""
+    seen = []
+    for line in proc.stderr:
+        if line.startswith("{"):
+            seen.append(json.loads(line))
+            if seen[-1]["event"] == event:
+                return seen
+    raise AssertionError(f"daemon ended before {event!r}: {seen}")
+
+
+def test_events_on_stdout_and_socket_match_the_words(tmp_path, enrolled):
+    store, _, audio, truth = enrolled
+    sock_path = tmp_path / "run" / "events.sock"
+    proc = daemon("--input", "-", "--store", store, "--socket", sock_path, stdin=subprocess.PIPE)
+    try:
+        wait_for_log(proc, "listening")
+        assert stat.S_IMODE(sock_path.parent.stat().st_mode) == 0o700
+        assert stat.S_IMODE(sock_path.stat().st_mode) == 0o600 and stat.S_ISSOCK(sock_path.stat().st_mode)
+        client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        client.connect(str(sock_path))
+        wait_for_log(proc, "socket_client")
+        pcm = np.clip(np.round(audio * 32767), -32768, 32767).astype("<i2").tobytes()
+        proc.stdin.buffer.write(pcm)  # raw bytes under the text-mode pipe
+        proc.stdin.close()
+        stdout = proc.stdout.read()
+        assert proc.wait(timeout=120) == 0
+        received = b""
+        while chunk := client.recv(65536):
+            received += chunk
+        client.close()
+    finally:
+        proc.kill()
+    events = [json.loads(line) for line in stdout.splitlines()]
+    assert received.decode().splitlines() == stdout.splitlines()
+    assert all(e["event"] == "word" and e["user"] == SPEAKER and e["speaker"] is None for e in events)
+    s = score_detections([Event(e) for e in events], truth)
+    assert s["keywords"] == 6 and s["hits"] >= 4
+    assert s["false_alarms"] + s["wrong_word"] <= 2
+    assert not sock_path.exists()
+
+
+def test_sigterm_stops_cleanly(tmp_path, enrolled):
+    store = enrolled[0]
+    sock_path = tmp_path / "run" / "events.sock"
+    proc = daemon("--input", "-", "--store", store, "--socket", sock_path, stdin=subprocess.PIPE)
+    try:
+        wait_for_log(proc, "listening")
+        proc.send_signal(signal.SIGTERM)
+        logs = wait_for_log(proc, "stopped")
+        assert proc.wait(timeout=60) == 0
+    finally:
+        proc.kill()
+    assert logs[-1]["reason"] == "SIGTERM" and logs[-1]["level"] == "info"
+    assert not sock_path.exists()
+    assert "Traceback" not in proc.stderr.read()
+
+
+def test_commands_run_with_arguments_never_a_shell(tmp_path, enrolled):
+    store, wav, _, _ = enrolled
+    out, trap = tmp_path / "event.json", tmp_path / "pwned"
+    script = "import pathlib, sys; pathlib.Path(sys.argv[1]).write_text(sys.argv[2] + '\\n' + sys.stdin.read())"
+    (tmp_path / "device.toml").write_text(f"""
+[daemon]
+log_level = "warning"
+
+[[commands]]
+word = "9"
+run = [{json.dumps(sys.executable)}, "-c", {json.dumps(script)}, {json.dumps(str(out))}, "$(touch {trap}); echo"]
+""")
+    proc = daemon("--input", wav, "--store", store, "--config", tmp_path / "device.toml")
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr
+    assert any(json.loads(line)["word"] == "9" for line in stdout.splitlines())
+    deadline = time.monotonic() + 60
+    while not (out.exists() and out.read_text().count("\n") >= 2):
+        assert time.monotonic() < deadline, "the command never ran"
+        time.sleep(0.05)
+    literal, event = out.read_text().split("\n", 1)
+    assert literal == f"$(touch {trap}); echo" and not trap.exists()
+    assert json.loads(event)["word"] == "9"
+
+
+class Flaky:
+    """A backend that fails once, as a damaged frame or a driver hiccup might make it."""
+
+    def __init__(self, inner):
+        self.inner, self.name, self.failed = inner, inner.name, False
+
+    def embed(self, features):
+        if not self.failed:
+            self.failed = True
+            raise RuntimeError("simulated encoder failure")
+        return self.inner.embed(features)
+
+
+class WithBadChunks(ArraySource):
+    def chunks(self):
+        yield np.full(1600, np.nan, np.float32)
+        yield from super().chunks()
+
+
+def test_bad_frames_are_logged_and_skipped(enrolled, caplog):
+    store, _, audio, truth = enrolled
+    with Runtime.open(store=store) as rt, caplog.at_level(logging.INFO, logger="edge_meta.device"):
+        rt.backend = Flaky(rt.backend)
+        out = _Lines()
+        assert Daemon(rt, WithBadChunks(audio), DeviceConfig(input="test"), out=out).run() == 0
+    kinds = [r.getMessage() for r in caplog.records]
+    assert "bad_audio" in kinds and "frame_failed" in kinds and kinds[-1] == "stopped"
+    s = score_detections([Event(json.loads(x)) for x in out.lines], truth)
+    assert s["hits"] >= 4
+
+
+class _Lines:
+    def __init__(self):
+        self.lines = []
+
+    def write(self, text):
+        self.lines += [x for x in text.splitlines() if x]
+
+    def flush(self):
+        pass
+
+
+def test_the_socket_directory_must_be_private_and_a_live_socket_is_not_stolen(tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o755)
+    with pytest.raises(ConfigError, match="not private"):
+        EventSocket(shared / "events.sock")
+    first = EventSocket(tmp_path / "run" / "events.sock")
+    try:
+        with pytest.raises(ConfigError, match="another edge-meta daemon"):
+            EventSocket(tmp_path / "run" / "events.sock")
+    finally:
+        first.close()
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(str(tmp_path / "run" / "events.sock"))  # left behind by a killed daemon
+    stale.close()
+    EventSocket(tmp_path / "run" / "events.sock").close()
+
+
+def test_config_file_is_checked_key_by_key(tmp_path):
+    good = tmp_path / "ok.toml"
+    good.write_text('[input]\nsource = "-"\n[detector]\nrefractory_s = 1.5\n[[commands]]\nword = "lights on"\n'
+                    'run = ["/bin/true"]\nspeaker = "alice"\n')
+    cfg = load_config(good)
+    assert cfg.input == "-" and cfg.detector.refractory_s == 1.5 and cfg.commands[0].run == ("/bin/true",)
+    for text, needle in [('[input]\nsorce = "mic"\n', "input.sorce: unknown key"),
+                         ('[detector]\nhop_s = "fast"\n', "detector.hop_s: expected a number"),
+                         ('[[commands]]\nword = "x"\nrun = "rm -rf /"\n', "commands[0].run"),
+                         ("[daemon\n", "not valid TOML")]:
+        bad = tmp_path / "bad.toml"
+        bad.write_text(text)
+        with pytest.raises(ConfigError, match=needle.replace("[", r"\[")):
+            load_config(bad)
+    r = subprocess.run([sys.executable, "-m", "edge_meta.cli", "device", "run", "--config", str(bad)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    [error] = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert error.startswith(f"error: {bad}: not valid TOML")
