@@ -1,0 +1,97 @@
+"""Every protocol on one clip set for one system, plus the raw scores behind the DET curves.
+
+The reported numbers come from `edge_meta.bench.protocols` (few-shot, open set). Speaker
+verification and the open-set DET need the individual trial scores, which those functions keep to
+themselves, and a template system needs its own enrollment score; `verification_trials` and
+`open_set_trials` draw exactly the same trials as `protocols.speaker_eer` / `protocols.open_set`
+(tests/test_peers.py checks that they agree to the last digit).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from edge_meta.bench.protocols import HeadFactory, fewshot, fit_episode, open_set
+from edge_meta.episodes import Episode, EpisodeSampler
+from edge_meta.metrics import Estimate, equal_error_rate
+
+from .datasets import ClipSet
+from .systems import Matcher
+
+Trials = tuple[np.ndarray, np.ndarray]  # (target scores, non-target scores)
+
+
+@dataclass
+class SetResult:
+    fewshot: dict[str, Estimate] = field(default_factory=dict)  # "own 1-shot" -> accuracy
+    open_set: dict[str, float] = field(default_factory=dict)
+    eer: dict[str, float] = field(default_factory=dict)
+    det: dict[str, Trials] = field(default_factory=dict)
+
+
+def verification_trials(enroll_scores: Callable[[np.ndarray, np.ndarray], np.ndarray], labels: np.ndarray,
+                        speakers: np.ndarray, seed: int = 0, draws_any: int = 50, draws_word: int = 10,
+                        n_enroll: int = 3) -> dict[str, Trials]:
+    """Target and non-target scores of `protocols.speaker_eer`'s draws, for any enrollment scorer."""
+    rng = np.random.default_rng(seed)
+    everyone = np.arange(len(labels))
+    target, nontarget = [], []
+    for s in np.unique(speakers):
+        mine = np.flatnonzero(speakers == s)
+        for _ in range(draws_any):
+            enroll = rng.choice(mine, n_enroll, replace=False)
+            trials = np.setdiff1d(everyone, enroll)
+            scores = enroll_scores(enroll, trials)
+            target.append(scores[speakers[trials] == s])
+            nontarget.append(scores[speakers[trials] != s])
+    out = {"any word": (np.concatenate(target), np.concatenate(nontarget))}
+    target, nontarget = [], []
+    for s in np.unique(speakers):
+        for w in np.unique(labels):
+            mine = np.flatnonzero((speakers == s) & (labels == w))
+            if len(mine) <= n_enroll:
+                continue
+            for _ in range(draws_word):
+                enroll = rng.choice(mine, n_enroll, replace=False)
+                trials = np.setdiff1d(np.flatnonzero(labels == w), enroll)
+                scores = enroll_scores(enroll, trials)
+                target.append(scores[speakers[trials] == s])
+                nontarget.append(scores[speakers[trials] != s])
+    out["same word"] = (np.concatenate(target), np.concatenate(nontarget))
+    return out
+
+
+def open_set_trials(make_head: HeadFactory, emb: np.ndarray, labels: np.ndarray, speakers: np.ndarray,
+                    episodes: int, seed: int = 0, known: int = 5, k: int = 5, q: int = 5) -> Trials:
+    """Keyword detection trials of `protocols.open_set`'s episodes: a known word's query is a target
+    scored by its best word's score when that word is right (else -inf: a miss at any threshold);
+    an unknown word's query is a non-target scored by its best score."""
+    sampler = EpisodeSampler(labels, speakers, len(np.unique(labels)), k, q, "own", seed)
+    target, nontarget = [], []
+    for _ in range(episodes):
+        ep = sampler.sample()
+        enrolled = ep.support_y < known
+        s = fit_episode(make_head, emb, Episode(ep.support[enrolled], ep.support_y[enrolled], ep.query, ep.query_y,
+                                                ep.classes[:known]))
+        best, is_known = s.max(1), ep.query_y < known
+        target.append(np.where(s.argmax(1) == ep.query_y, best, -np.inf)[is_known])
+        nontarget.append(best[~is_known])
+    return np.concatenate(target), np.concatenate(nontarget)
+
+
+def evaluate(word: Matcher, voice: Matcher, clips: ClipSet, episodes: int, seed: int) -> SetResult:
+    labels, speakers = clips.labels, clips.speakers
+    out = SetResult()
+    for mode, k, q in clips.fewshot:
+        out.fewshot[f"{mode} {k}-shot"] = fewshot(word.make_head, word.emb, labels, speakers, k, mode, episodes, seed,
+                                                  q=q)
+    if clips.full:
+        out.open_set = open_set(word.make_head, word.emb, labels, speakers, episodes, seed)
+        out.det["keyword open set"] = open_set_trials(word.make_head, word.emb, labels, speakers, episodes, seed)
+        for name, trials in verification_trials(voice.enroll_scores, labels, speakers, seed).items():
+            out.eer[f"EER {name}"] = equal_error_rate(*trials)
+            out.det[f"speaker, {name}"] = trials
+    return out
