@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from scipy.signal import resample_poly
 
 from edge_meta.errors import AudioError
 
@@ -68,6 +67,8 @@ def prepare(
 
 def resample(x: np.ndarray, sr_from: int, sr_to: int) -> np.ndarray:
     """Polyphase resampling by the reduced ratio sr_to/sr_from (exact for 8/16/22.05/44.1/48 kHz)."""
+    from scipy.signal import resample_poly  # imported here: scipy.signal adds ~75 MB to a 16 kHz-only device process
+
     if sr_from <= 0:
         raise AudioError(f"invalid sample rate {sr_from} Hz", "the file header is damaged")
     g = math.gcd(int(sr_from), int(sr_to))

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import BinaryIO, Iterator, Protocol
 
 import numpy as np
-from scipy.signal import firwin, lfilter
 
 from edge_meta.audio import SAMPLE_RATE, read_audio
 from edge_meta.errors import AudioError
@@ -96,12 +95,16 @@ class _Decimator:
     """Integer-ratio down-sampling that keeps its filter state across chunks (for 32/48 kHz-only microphones)."""
 
     def __init__(self, factor: int) -> None:
+        from scipy.signal import firwin  # only 32/48 kHz microphones pay for scipy.signal (~75 MB resident)
+
         self.factor = factor
         self.taps = firwin(16 * factor + 1, 0.9 / factor).astype(np.float64)
         self.state = np.zeros(len(self.taps) - 1)
         self.phase = 0  # index in the next chunk of the first sample to keep
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
+        from scipy.signal import lfilter
+
         y, self.state = lfilter(self.taps, 1.0, x.astype(np.float64), zi=self.state)
         out = y[self.phase :: self.factor]
         self.phase = (self.phase - len(x)) % self.factor
