@@ -35,6 +35,18 @@ log = logging.getLogger("edge_meta.device")
 REPEAT_LOG_EVERY = 100  # a recurring error is logged on its 1st, 101st, ... occurrence
 
 
+def peak_rss_mb() -> float | None:
+    """This process's peak resident memory since it started (Linux VmHWM; unlike ru_maxrss, not inflated by
+    the parent that spawned it)."""
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024.0, 1)
+    except OSError:
+        pass
+    return None
+
+
 class Commands:
     """Starts the configured command for an event and reaps finished ones (no zombies, no waiting)."""
 
@@ -112,8 +124,8 @@ class Daemon:
                 signal.signal(s, handler)
             if sock is not None:
                 sock.close()
-            log.info("stopped", extra={"fields": {"reason": reason, "events": self.events,
-                                                  "hops": detector.hops, "encoder_calls": detector.encoder_calls}})
+            log.info("stopped", extra={"fields": {"reason": reason, "events": self.events, "hops": detector.hops,
+                                                  "encoder_calls": detector.encoder_calls, "peak_rss_mb": peak_rss_mb()}})
         return 0
 
     def _process(self, detector, chunk: np.ndarray) -> list:
