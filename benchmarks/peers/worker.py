@@ -84,8 +84,14 @@ def latency_ms(adapter: Adapter, clips: list[np.ndarray]) -> float:
 
 
 def peak_rss_bytes() -> int:
-    """This process's high-water resident set (Linux reports ru_maxrss in KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    """This process's high-water resident set: /proc's VmHWM on Linux. Not ru_maxrss there: the kernel
+    keeps that across fork + exec, so a worker would report its parent's peak when the parent is larger."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # no /proc: the BSDs' KiB
 
 
 def collect(outputs: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
