@@ -1,0 +1,129 @@
+"""edge-meta side by side with the peers, every protocol, the same clips, one run (issue 8).
+
+    bash benchmarks/peers/install.sh            # once: a venv per peer under benchmarks/peers/.venvs
+    nice -n 10 .venv/bin/python benchmarks/peers_compare.py [--bundle DIR] [--episodes 1000] [--write]
+
+Each system embeds the clips in its own subprocess (peers in their own venvs); embeddings are
+cached under cache/peers keyed by clip list, worker code and bundle id, so a rerun only re-embeds
+what changed. Prints the tables; --write replaces the peers section of benchmarks/RESULTS.md and
+writes benchmarks/peers_det.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import sys
+from pathlib import Path
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+
+from edge_meta.resources import default_bundle_path  # noqa: E402
+from peers.datasets import ClipSet, load_sets  # noqa: E402
+from peers.evaluate import SetResult, evaluate  # noqa: E402
+from peers.lineup import lineup, to_system  # noqa: E402
+from peers.report import STREAM_NOTE, behind, det_plot, table  # noqa: E402
+from peers.runner import WorkerError, run_worker  # noqa: E402
+from peers.systems import System  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "RESULTS.md"
+DET_PNG = HERE / "peers_det.png"
+BEGIN, END = "<!-- peers:table:begin -->", "<!-- peers:table:end -->"
+
+
+def run(bundle: Path, data: Path, episodes: int, seed: int, cache: Path, extra: bool,
+        log=print) -> tuple[list[ClipSet], list[System], dict[str, dict[str, SetResult]], list[str]]:
+    """Embed, evaluate every system on every clip set; also the peers that could not run, with why."""
+    sets = load_sets(data, extra)
+    files = [f for s in sets for f in s.files]
+    offsets = np.cumsum([0] + [len(s.items) for s in sets])
+    systems, missing = [], []
+    results: dict[str, dict[str, SetResult]] = {s.name: {} for s in sets}
+    for entry in lineup(bundle):
+        if not entry.worker.available():
+            missing.append(f"{entry.name}: not installed ({entry.worker.python} is missing; run "
+                           f"`bash benchmarks/peers/install.sh {entry.install_name}`)")
+            continue
+        try:
+            out = run_worker(entry.worker, files, cache, log)
+        except WorkerError as exc:
+            missing.append(f"{entry.name}: {exc}")
+            continue
+        system = to_system(entry, out)
+        log(f"evaluating {system.name} ...")
+        for clips, lo, hi in zip(sets, offsets[:-1], offsets[1:]):
+            word, voice = system.matchers(np.arange(lo, hi))
+            if clips.full:
+                system.cost["match ms"] = word.match_ms
+            results[clips.name][system.name] = evaluate(word, voice, clips, episodes, seed)
+        systems.append(system)
+    return sets, systems, results, missing
+
+
+def render(sets: list[ClipSet], systems: list[System], results: dict[str, dict[str, SetResult]], missing: list[str],
+           episodes: int, seed: int) -> str:
+    parts = []
+    for clips in sets:
+        shots = ", ".join(f"{m} {k}-shot with {q} queries per word" for m, k, q in clips.fewshot)
+        title = (f"**{clips.name}** ({clips.note}; {len(clips.items)} clips). 10-way: {shots}; % mean ± 95% CI over "
+                 f"{episodes} episodes, seed {seed}.")
+        if clips.full:
+            title += (" Open set: 5 of 10 words enrolled (5-shot, own speaker), % of known-word queries accepted and "
+                      "right at 1% / 5% of unknown-word queries accepted; AUROC. Speaker EER with 3 enrollment clips.")
+        parts.append(table(title, results[clips.name], systems))
+    gaps = [g for clips in sets[:1] for g in behind(results[clips.name], systems)]
+    parts.append("Costs: ms / 1 s window = audio to embedding (or frames), median of 30 one-second clips after "
+                 "warm-up, one thread, in the system's own process (EfficientWord-Net pads to its 1.5 s window); "
+                 "match ms = one query against 10 words × 5 takes (prototype cosine, or DTW for template systems); "
+                 "peak RSS = the worker process's high-water mark after loading the model and embedding 30 windows.")
+    parts.append(STREAM_NOTE)
+    parts.append("Where edge-meta trails a peer on FSDD:\n" + ("\n".join(f"- {g}" for g in gaps) or "- nowhere"))
+    parts.append("Peers that did not run:\n" + ("\n".join(f"- {m}" for m in missing) or "- none"))
+    parts.append("Versions: " + "; ".join(f"{s.name}: {s.info.get('package')}, {s.info.get('models')}" for s in systems))
+    return "\n\n".join(parts)
+
+
+def write_results(body: str, command: str) -> None:
+    """Replace the generated block inside the peers section of RESULTS.md (the prose around it stays)."""
+    stamp = (f"Measured {dt.date.today()} on {platform.machine()}, {os.cpu_count()} cores "
+             f"({platform.processor() or platform.system()}), shared with a training job.\nCommand: `{command}`")
+    block = f"{BEGIN}\n{stamp}\n\n{body}\n{END}"
+    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        text = head + block + rest.split(END, 1)[1]
+    else:
+        text = (text.rstrip() + "\n\n## Side by side with the peers (issue 8)\n\n<!-- peers:begin -->\n"
+                + block + "\n<!-- peers:end -->\n")
+    RESULTS.write_text(text)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--bundle", default=str(default_bundle_path()), help="bundle to measure (default: the shipped one)")
+    p.add_argument("--data", default="../shared/data", help="folder holding fsdd/ and the other corpora")
+    p.add_argument("--episodes", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cache", default="cache/peers")
+    p.add_argument("--fsdd-only", action="store_true", help="skip the Speech Commands and Arabic rows")
+    p.add_argument("--write", action="store_true", help=f"update {RESULTS.name} and write {DET_PNG.name}")
+    args = p.parse_args()
+    sets, systems, results, missing = run(Path(args.bundle), Path(args.data), args.episodes, args.seed,
+                                          Path(args.cache), not args.fsdd_only)
+    body = render(sets, systems, results, missing, args.episodes, args.seed)
+    print(body)
+    if args.write:
+        command = "nice -n 10 .venv/bin/python " + " ".join(["benchmarks/peers_compare.py", *sys.argv[1:]])
+        write_results(body, command)
+        det_plot(results[sets[0].name], systems, DET_PNG, f"{sets[0].name}: DET curves, {args.episodes} episodes")
+        print(f"wrote {RESULTS} and {DET_PNG}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
