@@ -119,6 +119,9 @@ class Daemon:
             else:
                 for d in detector.flush():
                     self._emit(d.to_event(), sock, commands)
+        except BaseException as exc:  # e.g. no microphone: reported by the CLI; the log says why it stopped
+            reason = f"{type(exc).__name__}: {exc}"
+            raise
         finally:
             for s, handler in previous.items():
                 signal.signal(s, handler)
