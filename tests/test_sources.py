@@ -156,7 +156,7 @@ def test_a_48k_only_microphone_is_decimated_to_16k(fsdd_dir):
 def test_no_input_device_names_the_fix():
     mic = Microphone(sd=FakeSoundDevice(np.zeros(10, np.float32), present=False))
     with pytest.raises(AudioError, match="no audio input device") as err:
-        next(mic.chunks())
+        mic.chunks()  # raises at once, before anything is prompted or played
     assert "arecord -l" in err.value.hint and "PortAudio sees: none" in err.value.message
 
 

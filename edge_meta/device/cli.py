@@ -74,9 +74,10 @@ def _enroll_word(args: argparse.Namespace) -> int:
         if args.takes_from:
             takes = args.takes_from
         else:
+            prompter = _prompter(rt, args)  # opens the microphone first: a missing one is reported before any prompt
             print(f"Enrolling '{args.word}'" + (f" for {args.user}" if args.user else "") +
                   f": {args.takes} takes. Speak as you will when using it, about an arm's length from the microphone.")
-            takes = _prompter(rt, args).word_takes(args.word, args.takes)
+            takes = prompter.word_takes(args.word, args.takes)
         w = rt.enroll_word(args.word, takes, user=args.user or "", keep_audio=not args.no_keep_audio,
                            false_accept=args.false_accept, bind_speaker=args.bind)
         kind = rt.head_kind if rt.open_set else f"{rt.head_kind} head, gated by the prototype cosine"
@@ -101,8 +102,9 @@ def _enroll_voice(args: argparse.Namespace) -> int:
         if args.takes_from:
             takes = args.takes_from
         else:
+            prompter = _prompter(rt, args)
             print(f"Enrolling {args.user}'s voice: {args.takes} sentences, in your normal voice.")
-            takes = _prompter(rt, args).voice_takes(args.user, args.takes)
+            takes = prompter.voice_takes(args.user, args.takes)
         v = rt.enroll_voice(args.user, takes, keep_audio=not args.no_keep_audio, false_accept=args.false_accept)
         source = "speaker embedding" if rt.speaker_output == "speaker" else "word embedding (no speaker head in this bundle)"
     c = v.calibration

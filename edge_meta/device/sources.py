@@ -181,7 +181,10 @@ class Microphone:
                     pass
 
     def chunks(self) -> Iterator[np.ndarray]:
-        stream, resample = self._open()  # the first failure is the user's to fix: raise it
+        """Opens the device now (a missing one raises here, before any prompt), then yields its audio."""
+        return self._stream(*self._open())
+
+    def _stream(self, stream, resample) -> Iterator[np.ndarray]:
         while True:
             last = time.monotonic()
             try:
