@@ -38,13 +38,14 @@ BEGIN, END = "<!-- peers:table:begin -->", "<!-- peers:table:end -->"
 
 def run(bundle: Path, data: Path, episodes: int, seed: int, cache: Path, extra: bool,
         log=print) -> tuple[list[ClipSet], list[System], dict[str, dict[str, SetResult]], list[str]]:
-    """Embed, evaluate every system on every clip set; also the peers that could not run, with why."""
+    """Embed, evaluate every system on every clip set; also a line for each system that could not run, with why."""
     sets = load_sets(data, extra)
     files = [f for s in sets for f in s.files]
     offsets = np.cumsum([0] + [len(s.items) for s in sets])
-    systems, missing = [], []
+    entries, missing = lineup(bundle)
+    systems = []
     results: dict[str, dict[str, SetResult]] = {s.name: {} for s in sets}
-    for entry in lineup(bundle):
+    for entry in entries:
         if not entry.worker.available():
             missing.append(f"{entry.name}: not installed ({entry.worker.python} is missing; run "
                            f"`bash benchmarks/peers/install.sh {entry.install_name}`)")
@@ -83,7 +84,7 @@ def render(sets: list[ClipSet], systems: list[System], results: dict[str, dict[s
                  "peak RSS = the worker process's high-water mark after loading the model and embedding 30 windows.")
     parts.append(STREAM_NOTE)
     parts.append("Where edge-meta trails a peer on FSDD:\n" + ("\n".join(f"- {g}" for g in gaps) or "- nowhere"))
-    parts.append("Peers that did not run:\n" + ("\n".join(f"- {m}" for m in missing) or "- none"))
+    parts.append("Systems that did not run:\n" + ("\n".join(f"- {m}" for m in missing) or "- none"))
     parts.append("Versions: " + "; ".join(f"{s.name}: {s.info.get('package')}, {s.info.get('models')}" for s in systems))
     return "\n\n".join(parts)
 

@@ -201,3 +201,19 @@ def test_openwakeword_worker_when_installed(clips: list[str], tmp_path: Path) ->
         pytest.skip(f"openWakeWord venv absent ({worker.python}); run `bash benchmarks/peers/install.sh openwakeword`")
     out = run_worker(worker, clips, tmp_path, log=lambda _: None)
     assert out.pooled.shape == (3, 96) and all(len(f) >= 1 for f in out.frames)
+
+
+def test_lineup_names_every_peer_and_an_absent_tflite_encoder() -> None:
+    from edge_meta.resources import default_bundle_path
+    from peers.lineup import lineup
+
+    bundle = default_bundle_path()
+    if not (bundle / "manifest.json").exists():
+        pytest.skip(f"no shipped bundle at {bundle}")
+    entries, absent = lineup(bundle)
+    names = [e.name for e in entries]
+    assert names[0] == "edge-meta int8 ONNX" and "MFCC + DTW templates" in names
+    assert {e.install_name for e in entries if e.install_name} == {"openwakeword", "efficientword", "resemblyzer",
+                                                                  "localwake"}
+    has_tflite = "edge-meta int8 TFLite" in names
+    assert has_tflite != any("TFLite" in line for line in absent)

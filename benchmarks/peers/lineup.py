@@ -44,8 +44,9 @@ def dtw(normalise: bool) -> Build:
     return build
 
 
-def lineup(bundle: str | Path) -> list[Entry]:
-    """edge-meta (int8 ONNX, and int8 TFLite when the bundle has it), the MFCC+DTW baseline, the peers."""
+def lineup(bundle: str | Path) -> tuple[list[Entry], list[str]]:
+    """edge-meta (int8 ONNX, and int8 TFLite when the bundle has it), the MFCC+DTW baseline, the peers;
+    and a line for each edge-meta encoder the bundle lacks."""
     main = Path(sys.executable)
     b = Bundle.open(bundle)
     try:
@@ -53,9 +54,11 @@ def lineup(bundle: str | Path) -> list[Entry]:
         bundle_id = b.bundle_id
     finally:
         b.close()
-    entries = []
+    entries, absent = [], []
     for backend, label in (("onnx", "int8 ONNX"), ("tflite", "int8 TFLite")):
-        if (backend, "int8") in encoders:
+        if (backend, "int8") not in encoders:
+            absent.append(f"edge-meta {label}: bundle {bundle_id} has no int8 {backend} encoder")
+        else:
             options = {"bundle": str(bundle), "backend": backend, "precision": "int8"}
             worker = Worker(f"edgemeta-{backend}", main, HERE / "edgemeta_embed.py", options, bundle_id)
             entries.append(Entry(f"edge-meta {label}", False, worker, pooled))
@@ -66,7 +69,7 @@ def lineup(bundle: str | Path) -> list[Entry]:
                               ("Resemblyzer", "resemblyzer", pooled),
                               ("local-wake (DTW)", "localwake", dtw(True))):
         entries.append(Entry(name, True, peer_worker(peer), build, peer))
-    return entries
+    return entries, absent
 
 
 def to_system(entry: Entry, out: WorkerOutput) -> System:
