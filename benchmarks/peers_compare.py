@@ -99,7 +99,7 @@ def write_results(body: str, command: str) -> None:
         head, rest = text.split(BEGIN, 1)
         text = head + block + rest.split(END, 1)[1]
     else:
-        text = (text.rstrip() + "\n\n## Side by side with the peers (issue 8)\n\n<!-- peers:begin -->\n"
+        text = (text.rstrip() + "\n\n<!-- peers:begin -->\n## Side by side with the peers (issue 8)\n\n"
                 + block + "\n<!-- peers:end -->\n")
     RESULTS.write_text(text)
 
