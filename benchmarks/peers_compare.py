@@ -85,7 +85,8 @@ def render(sets: list[ClipSet], systems: list[System], results: dict[str, dict[s
     parts.append(STREAM_NOTE)
     parts.append("Where edge-meta trails the best peer:\n" + ("\n".join(f"- {g}" for g in gaps) or "- nowhere"))
     parts.append("Systems that did not run:\n" + ("\n".join(f"- {m}" for m in missing) or "- none"))
-    parts.append("Versions: " + "; ".join(f"{s.name}: {s.info.get('package')}, {s.info.get('models')}" for s in systems))
+    versions = [f"{s.name}: {s.info.get('package')}, {s.info.get('models')}" for s in systems]
+    parts.append("Versions: " + "; ".join(versions))
     return "\n\n".join(parts)
 
 

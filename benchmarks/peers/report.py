@@ -74,7 +74,8 @@ def table(title: str, results: dict[str, SetResult], systems: list[System]) -> s
     head = [f"{c.name} {'↑' if c.higher_is_better else '↓'}" for c in cols]
     lines = [title, "", "| system | " + " | ".join(head) + " |", "|---" * (len(cols) + 1) + "|"]
     for s in systems:
-        lines.append(f"| {s.name} | " + " | ".join(_cell(value(results[s.name], s, c.name), c.fmt) for c in cols) + " |")
+        cells = [_cell(value(results[s.name], s, c.name), c.fmt) for c in cols]
+        lines.append(f"| {s.name} | " + " | ".join(cells) + " |")
     peers = [s for s in systems if s.is_peer]
     for s in systems:
         if s.is_peer:
