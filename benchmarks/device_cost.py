@@ -145,7 +145,10 @@ def main() -> int:
         ms, share = inproc[r["stream"]]
         lines.append(f"| {r['stream']} | **{100 * r['share']:.2f}%** | {100 * share:.0f}% of hops | {ms:.1f} | "
                      f"{r['startup_cpu_s']:.2f} s | **{r['peak_rss_mb']:.0f} MB** |")
-    lines += ["", f"Enrollment after the last take (5 takes in memory, 3 words already enrolled, store on disk): "
+    lines += ["", f"Peak RSS is the daemon's own VmHWM; with a file input it includes the whole file decoded in memory "
+              f"({args.long:.0f} s = {args.long * SR * 4 / 2**20:.1f} MB), which a microphone does not need. The steady-state "
+              "share is CPU time over audio time; on this shared machine it runs high when other jobs load the cores.",
+              "", f"Enrollment after the last take (5 takes in memory, 3 words already enrolled, store on disk): "
               f"median **{enroll['median_ms']:.1f} ms** (90th percentile {enroll['p90_ms']:.1f} ms), of which the "
               f"one batched encoder call is {enroll['encoder_ms']:.1f} ms; the rest is calibration against the "
               "background bank and the store's fsynced transaction."]

@@ -101,6 +101,7 @@ class Runtime:
                                    if self.speaker_output == "speaker" else self.background)
         thresholds = m.get("thresholds", {})
         self.default_threshold = float(thresholds.get("word", 0.5))
+        # A voice threshold comes from the speaker background bank; only a bundle without one needs a fixed floor.
         self.speaker_floor = float(thresholds.get("speaker", 0.5 if not len(self.speaker_background) else -1.0))
         self._warned_fallback = False
         self._refresh()
@@ -111,9 +112,13 @@ class Runtime:
              precision: str = "int8", threads: int = 1) -> "Runtime":
         """Open and verify a bundle (default: the one shipped with edge-meta) and a profile store."""
         b = Bundle.open(bundle or default_bundle_path())
+        s = None
         try:
-            return cls(b, open_backend(b, backend, precision, threads), ProfileStore(store))
+            s = ProfileStore(store)
+            return cls(b, open_backend(b, backend, precision, threads), s)
         except BaseException:
+            if s is not None:
+                s.close()
             b.close()
             raise
 
