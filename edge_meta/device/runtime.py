@@ -103,7 +103,7 @@ class Runtime:
         self.default_threshold = float(thresholds.get("word", 0.5))
         # A voice threshold comes from the speaker background bank; only a bundle without one needs a fixed floor.
         self.speaker_floor = float(thresholds.get("speaker", 0.5 if not len(self.speaker_background) else -1.0))
-        self._warned_fallback = False
+        self._warned: set[str] = set()
         self._refresh()
         store.set_bundle_id(bundle.bundle_id)
 
@@ -159,12 +159,16 @@ class Runtime:
         except ValueError as exc:  # a graph head with fewer label slots than words
             raise StoreError(str(exc), "remove a word first (edge-meta device remove WORD)") from None
 
+    def _warn_once(self, message: str, category: type[Warning] = UserWarning) -> None:
+        """Say it once per runtime, however many detectors and enrollments ask."""
+        if message not in self._warned:
+            self._warned.add(message)
+            warnings.warn(message, category, stacklevel=3)
+
     def _warn_speaker_fallback(self) -> None:
-        if self.speaker_output == "word" and not self._warned_fallback:
-            self._warned_fallback = True
-            warnings.warn("this bundle has no speaker output: voices are matched with the word embedding, which tells "
-                          "voices apart poorly (a bundle exported with a speaker head fixes it)", SpeakerFallbackWarning,
-                          stacklevel=3)
+        if self.speaker_output == "word":
+            self._warn_once("this bundle has no speaker output: voices are matched with the word embedding, which tells "
+                            "voices apart poorly (a bundle exported with a speaker head fixes it)", SpeakerFallbackWarning)
 
     # -- embedding -----------------------------------------------------------------------------------
     def load_clip(self, clip: Clip, name: str = "take") -> np.ndarray:
@@ -330,8 +334,8 @@ class Runtime:
         words = []
         for w in self._current():
             if w.speaker is not None and w.speaker not in names:
-                warnings.warn(f"word {w.label!r} is bound to {w.speaker}'s voice, which is not enrolled: it cannot fire "
-                              f"(edge-meta device enroll-voice {w.speaker})", stacklevel=3)
+                self._warn_once(f"word {w.label!r} is bound to {w.speaker}'s voice, which is not enrolled: it cannot fire "
+                                f"(edge-meta device enroll-voice {w.speaker})")
                 continue
             words.append(w)
         if voices or any(w.speaker for w in words):
