@@ -2,7 +2,9 @@
 
 Real rooms are noisy and people speak at different speeds and places in the window, so each
 training clip gets, at random: a speed change, a time shift, background noise at a random SNR
-(from the corpora's own noise recordings) and SpecAugment masks on its features.
+(from the corpora's own noise recordings) and SpecAugment masks on its features. Microphones and
+voices differ too: `log_mel` adds a random smooth equaliser curve (a channel) and warps the mel
+axis (vocal tract length perturbation, a speaker) before the frontend's normalisation.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ class AugmentConfig:
     time_mask_frames: int = 10
     freq_masks: int = 2
     freq_mask_bins: int = 5
+    eq_db: float = 0.0  # amplitude of the random equaliser curve, in dB (0 = off)
+    vtlp: tuple[float, float] = (1.0, 1.0)  # range of the mel-axis warp factor ((1, 1) = off)
     enabled: bool = True
 
 
@@ -73,6 +77,27 @@ class Augmenter:
             p_noise = seg.square().mean().clamp_min(1e-10)
             x[i] = x[i] + seg * torch.sqrt(p_sig / (p_noise * 10 ** (snr[i] / 10)))
         return x
+
+    def log_mel(self, lm: torch.Tensor) -> torch.Tensor:
+        """Channel and speaker variation on un-normalised log-mel frames (B, n_frames, n_mels)."""
+        if not self.cfg.enabled or (self.cfg.eq_db <= 0 and self.cfg.vtlp == (1.0, 1.0)):
+            return lm
+        b, _, n_mels = lm.shape
+        if self.cfg.vtlp != (1.0, 1.0):
+            alpha = self._uniform(b, *self.cfg.vtlp)
+            # output bin m reads input bin m / alpha (formants move up when alpha > 1)
+            src = torch.arange(n_mels, dtype=lm.dtype)[None, :] / alpha[:, None]
+            lo = src.floor().clamp(0, n_mels - 1).long()
+            hi = (lo + 1).clamp(max=n_mels - 1)
+            w = (src - lo).clamp(0, 1)[:, None, :].to(lm.device)
+            lm = torch.gather(lm, 2, lo[:, None, :].expand(-1, lm.shape[1], -1).to(lm.device)) * (1 - w) + \
+                torch.gather(lm, 2, hi[:, None, :].expand(-1, lm.shape[1], -1).to(lm.device)) * w
+        if self.cfg.eq_db > 0:
+            nats = self.cfg.eq_db * np.log(10.0) / 10.0
+            coeff = (torch.rand(b, 3, generator=self.gen) * 2 - 1) * nats
+            basis = torch.cos(torch.pi * torch.arange(1, 4)[:, None] * (torch.arange(n_mels)[None, :] + 0.5) / n_mels)
+            lm = lm + (coeff @ basis).to(lm.device)[:, None, :]
+        return lm
 
     def features(self, f: torch.Tensor) -> torch.Tensor:
         """SpecAugment on (B, 1, n_mels, n_frames): masked cells take the mid value 0."""

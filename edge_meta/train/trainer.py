@@ -166,7 +166,8 @@ class Trainer:
         ep, s_idx, q_idx = drawn
         x = torch.from_numpy(self.bank.waveforms(np.concatenate([s_idx, q_idx]))).to(self.device)
         with torch.no_grad():
-            feats = self.augmenter.features(self.frontend(self.augmenter.waveforms(x)))
+            lm = self.augmenter.log_mel(self.frontend.log_mel_frames(self.augmenter.waveforms(x)))
+            feats = self.augmenter.features(self.frontend.normalise(lm).transpose(-1, -2).unsqueeze(1))
         feats = feats.contiguous(memory_format=torch.channels_last)
         ns = len(s_idx)
         sy = torch.from_numpy(ep.support_y).to(self.device)
