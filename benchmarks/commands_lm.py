@@ -34,9 +34,8 @@ from edge_meta.commands.noise import NoiseRates, noisy_detections  # noqa: E402
 from edge_meta.commands.users import held_out_users  # noqa: E402
 from edge_meta.device.commands import CommandModel, CommandProfile  # noqa: E402
 from edge_meta.metrics import mean_ci  # noqa: E402
+from results_md import write_section  # noqa: E402
 
-RESULTS = Path(__file__).with_name("RESULTS.md")
-BEGIN, END = "<!-- commands:begin -->", "<!-- commands:end -->"
 SHOTS = (1, 3, 5)
 DECODERS = ("no LM", "un-adapted LM", "adapted LM")
 ORACLE = "true habits"
@@ -146,13 +145,6 @@ fast weights); *adapted LM*: fast weights generated from the examples; all three
 commands. A wrong command and no command both count as errors. 95% intervals over users."""
 
 
-def replace_section(text: str, body: str) -> str:
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        return head + BEGIN + "\n" + body + "\n" + END + rest.split(END, 1)[1]
-    return text.rstrip() + "\n\n" + BEGIN + "\n" + body + "\n" + END + "\n"
-
-
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group(required=True)
@@ -185,8 +177,7 @@ def main() -> int:
                   f"{platform.machine()}, {os.cpu_count()} cores ({platform.processor() or platform.platform()}), "
                   f"model of `export/recipes/commands.toml` (best step {provenance['step']}).\n"
                   f"Command: `{cmd}`\n\n{PROTOCOL}\n")
-        RESULTS.write_text(replace_section(RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n",
-                                           header + "\n" + body))
+        write_section("commands", header + "\n" + body)
     return 0
 
 

@@ -13,21 +13,11 @@ import datetime as dt
 import os
 import platform
 import sys
-from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from edge_meta.bench.fewshot import run_bench  # noqa: E402
-
-RESULTS = Path(__file__).with_name("RESULTS.md")
-BEGIN, END = "<!-- fsdd-fewshot:begin -->", "<!-- fsdd-fewshot:end -->"
-
-
-def replace_section(text: str, body: str) -> str:
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        return head + BEGIN + "\n" + body + "\n" + END + rest.split(END, 1)[1]
-    return text.rstrip() + "\n\n" + BEGIN + "\n" + body + "\n" + END + "\n"
+from results_md import write_section  # noqa: E402
 
 
 def main() -> int:
@@ -43,7 +33,7 @@ def main() -> int:
         cmd = "OPENBLAS_NUM_THREADS=1 .venv/bin/python " + " ".join(["benchmarks/fsdd_fewshot.py", *sys.argv[1:]])
         body = (f"Measured {dt.date.today()} on {platform.machine()}, {os.cpu_count()} cores ({result.meta['machine']}), "
                 f"bundle `{result.meta['bundle']}`.\nCommand: `{cmd}`\n\n{result.table()}")
-        RESULTS.write_text(replace_section(RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n", body))
+        write_section("fsdd-fewshot", body)
     return 0
 
 

@@ -19,11 +19,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from edge_meta.bench.dtw import mfcc_sequence  # noqa: E402
-from edge_meta.bench.protocols import fewshot, open_set, speaker_eer  # noqa: E402
+from edge_meta.bench.protocols import fewshot, open_set, speaker_eer, verification_trials  # noqa: E402
 from edge_meta.episodes import EpisodeSampler  # noqa: E402
 from edge_meta.frontend import FrontendSpec  # noqa: E402
 from edge_meta.metrics import Estimate, episode_accuracy  # noqa: E402
-from peers.evaluate import SetResult, open_set_trials, verification_trials  # noqa: E402
+from peers.evaluate import SetResult, open_set_trials  # noqa: E402
 from peers.report import behind, det_points, table  # noqa: E402
 from peers.runner import HERE, Worker, WorkerError, peer_worker, run_worker  # noqa: E402
 from peers.systems import System, embedding_matcher, template_matcher  # noqa: E402

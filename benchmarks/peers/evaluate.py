@@ -2,27 +2,23 @@
 
 The reported numbers come from `edge_meta.bench.protocols` (few-shot, open set). Speaker
 verification and the open-set DET need the individual trial scores, which those functions keep to
-themselves, and a template system needs its own enrollment score; `verification_trials` and
-`open_set_trials` draw exactly the same trials as `protocols.speaker_eer` / `protocols.open_set`
-(tests/test_peers.py checks that they agree to the last digit).
+themselves, and a template system needs its own enrollment score; `protocols.verification_trials`
+takes any enrollment scorer, and `open_set_trials` draws exactly the same trials as
+`protocols.open_set` (tests/test_peers.py checks that they agree to the last digit).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
-from edge_meta.bench.protocols import HeadFactory, fewshot, fit_episode, open_set
+from edge_meta.bench.protocols import HeadFactory, Trials, fewshot, fit_episode, open_set, verification_trials
 from edge_meta.episodes import Episode, EpisodeSampler
 from edge_meta.metrics import Estimate, equal_error_rate
 
 from .datasets import ClipSet
 from .systems import Matcher
-
-Trials = tuple[np.ndarray, np.ndarray]  # (target scores, non-target scores)
-
 
 @dataclass
 class SetResult:
@@ -30,38 +26,6 @@ class SetResult:
     open_set: dict[str, float] = field(default_factory=dict)
     eer: dict[str, float] = field(default_factory=dict)
     det: dict[str, Trials] = field(default_factory=dict)
-
-
-def verification_trials(enroll_scores: Callable[[np.ndarray, np.ndarray], np.ndarray], labels: np.ndarray,
-                        speakers: np.ndarray, seed: int = 0, draws_any: int = 50, draws_word: int = 10,
-                        n_enroll: int = 3) -> dict[str, Trials]:
-    """Target and non-target scores of `protocols.speaker_eer`'s draws, for any enrollment scorer."""
-    rng = np.random.default_rng(seed)
-    everyone = np.arange(len(labels))
-    target, nontarget = [], []
-    for s in np.unique(speakers):
-        mine = np.flatnonzero(speakers == s)
-        for _ in range(draws_any):
-            enroll = rng.choice(mine, n_enroll, replace=False)
-            trials = np.setdiff1d(everyone, enroll)
-            scores = enroll_scores(enroll, trials)
-            target.append(scores[speakers[trials] == s])
-            nontarget.append(scores[speakers[trials] != s])
-    out = {"any word": (np.concatenate(target), np.concatenate(nontarget))}
-    target, nontarget = [], []
-    for s in np.unique(speakers):
-        for w in np.unique(labels):
-            mine = np.flatnonzero((speakers == s) & (labels == w))
-            if len(mine) <= n_enroll:
-                continue
-            for _ in range(draws_word):
-                enroll = rng.choice(mine, n_enroll, replace=False)
-                trials = np.setdiff1d(np.flatnonzero(labels == w), enroll)
-                scores = enroll_scores(enroll, trials)
-                target.append(scores[speakers[trials] == s])
-                nontarget.append(scores[speakers[trials] != s])
-    out["same word"] = (np.concatenate(target), np.concatenate(nontarget))
-    return out
 
 
 def open_set_trials(make_head: HeadFactory, emb: np.ndarray, labels: np.ndarray, speakers: np.ndarray,

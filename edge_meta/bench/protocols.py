@@ -69,11 +69,17 @@ def auroc(positive: np.ndarray, negative: np.ndarray) -> float:
     return float((ranks[:n_pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
-def speaker_eer(emb: np.ndarray, labels: np.ndarray, speakers: np.ndarray, seed: int = 0,
-                draws_any: int = 50, draws_word: int = 10, n_enroll: int = 3) -> dict[str, float]:
-    """Verification EER (text-independent and same-word) with ``n_enroll`` enrollment utterances."""
+Trials = tuple[np.ndarray, np.ndarray]  # (target scores, non-target scores)
+
+
+def verification_trials(enroll_scores: Callable[[np.ndarray, np.ndarray], np.ndarray], labels: np.ndarray,
+                        speakers: np.ndarray, seed: int = 0, draws_any: int = 50, draws_word: int = 10,
+                        n_enroll: int = 3) -> dict[str, Trials]:
+    """Speaker-verification trials for any enrollment scorer ``enroll_scores(enroll_idx, trial_idx) -> scores``:
+    ``draws_any`` random enrollments per speaker against every other utterance ("any word"), and ``draws_word``
+    enrollments per speaker and word against that word's other utterances ("same word")."""
     rng = np.random.default_rng(seed)
-    emb = unit(emb)
+    everyone = np.arange(len(labels))
     target, nontarget = [], []
     for s in np.unique(speakers):
         mine = np.flatnonzero(speakers == s)
@@ -81,12 +87,11 @@ def speaker_eer(emb: np.ndarray, labels: np.ndarray, speakers: np.ndarray, seed:
             continue  # nothing left to trial against this speaker's enrollment
         for _ in range(draws_any):
             enroll = rng.choice(mine, n_enroll, replace=False)
-            scores = emb @ unit(emb[enroll].mean(0))
-            trial = np.ones(len(emb), bool)
-            trial[enroll] = False
-            target.append(scores[trial & (speakers == s)])
-            nontarget.append(scores[trial & (speakers != s)])
-    out = {"eer any word": equal_error_rate(np.concatenate(target), np.concatenate(nontarget))}
+            trials = np.setdiff1d(everyone, enroll)
+            scores = enroll_scores(enroll, trials)
+            target.append(scores[speakers[trials] == s])
+            nontarget.append(scores[speakers[trials] != s])
+    out = {"any word": (np.concatenate(target), np.concatenate(nontarget))}
     if draws_word == 0:
         return out
     target, nontarget = [], []
@@ -97,10 +102,19 @@ def speaker_eer(emb: np.ndarray, labels: np.ndarray, speakers: np.ndarray, seed:
                 continue
             for _ in range(draws_word):
                 enroll = rng.choice(mine, n_enroll, replace=False)
-                same_word = labels == w
-                same_word[enroll] = False
-                scores = emb[same_word] @ unit(emb[enroll].mean(0))
-                target.append(scores[speakers[same_word] == s])
-                nontarget.append(scores[speakers[same_word] != s])
-    out["eer same word"] = equal_error_rate(np.concatenate(target), np.concatenate(nontarget))
+                trials = np.setdiff1d(np.flatnonzero(labels == w), enroll)
+                scores = enroll_scores(enroll, trials)
+                target.append(scores[speakers[trials] == s])
+                nontarget.append(scores[speakers[trials] != s])
+    out["same word"] = (np.concatenate(target), np.concatenate(nontarget))
     return out
+
+
+def speaker_eer(emb: np.ndarray, labels: np.ndarray, speakers: np.ndarray, seed: int = 0,
+                draws_any: int = 50, draws_word: int = 10, n_enroll: int = 3) -> dict[str, float]:
+    """Verification EER (text-independent and same-word) with ``n_enroll`` enrollment utterances, scored by
+    the cosine to the normalised mean of the enrollment embeddings."""
+    emb = unit(emb)
+    trials = verification_trials(lambda enroll, trial: emb[trial] @ unit(emb[enroll].mean(0)), labels, speakers,
+                                 seed, draws_any, draws_word, n_enroll)
+    return {f"eer {kind}": equal_error_rate(*t) for kind, t in trials.items()}
