@@ -13,29 +13,22 @@ from pathlib import Path
 import numpy as np
 
 from edge_meta.device.backends import onnx_session
-from edge_meta.metrics import unit
+from edge_meta.device.heads.prototype import PrototypeHead
 
 
-class RelationHead:
-    """Relation-module scores against per-word prototypes; `fit` takes {word: (takes, D)}."""
+class RelationHead(PrototypeHead):
+    """Relation-module scores against the prototype head's per-word prototypes."""
 
     kind = "relation"
     open_set = True
 
     def __init__(self, graph: Path) -> None:
+        super().__init__()
         self.session = onnx_session(graph)
-        self.labels: list[str] = []
-        self.prototypes = np.zeros((0, 0), dtype=np.float32)
 
     @classmethod
     def from_bundle(cls, arrays: dict[str, np.ndarray], graphs: dict[str, Path]) -> "RelationHead":
         return cls(graphs["relation"])
-
-    def fit(self, takes: dict[str, np.ndarray]) -> "RelationHead":
-        self.labels = list(takes)
-        self.prototypes = (np.stack([unit(unit(t).mean(0)) for t in takes.values()]).astype(np.float32)
-                           if takes else np.zeros((0, 0), np.float32))
-        return self
 
     def scores(self, emb: np.ndarray) -> np.ndarray:
         """(B, words) relation scores in [0, 1] of unit-length embeddings."""
