@@ -37,7 +37,7 @@ def export_tflite_int8(encoder: nn.Module, calibration: np.ndarray, path: Path) 
     import litert_torch
     from litert_torch.quantize import pt2e_quantizer
     from litert_torch.quantize.quant_config import QuantConfig
-    from torchao.quantization.pt2e import quantize_pt2e
+    from torchao.quantization.pt2e import move_exported_model_to_eval, quantize_pt2e
 
     graph = EncoderGraph(encoder).eval()
     example = (torch.from_numpy(calibration[:1].astype(np.float32)),)
@@ -48,5 +48,7 @@ def export_tflite_int8(encoder: nn.Module, calibration: np.ndarray, path: Path) 
         for i in range(len(calibration)):
             model(torch.from_numpy(calibration[i : i + 1].astype(np.float32)))
         model = quantize_pt2e.convert_pt2e(model, fold_quantize=False)
+        move_exported_model_to_eval(model)  # exported graphs ignore .eval(): dropout and BN must be told
+        model.training = False  # ... and the flag the converter checks is not set by that
         litert_torch.convert(model, example, quant_config=QuantConfig(pt2e_quantizer=quantizer)).export(str(path))
     return "litert-torch PT2E static int8: per-channel symmetric weights, int8 activations, int8 input/output"
