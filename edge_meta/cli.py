@@ -60,7 +60,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     report = export_bundle(args.checkpoint, args.out, calibration=args.calibration, tar=args.tar,
                            fsdd=None if args.no_bench else args.fsdd, activations=args.activations,
-                           formats=tuple(f.strip() for f in args.formats.split(",")))
+                           formats=tuple(f.strip() for f in args.formats.split(",")), commands=args.commands)
     print(report.table())
     return 0
 
@@ -135,6 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--fsdd", default="../shared/data/fsdd",
                    help="FSDD folder: its few-shot numbers (300 episodes) go into the manifest's provenance")
     e.add_argument("--no-bench", action="store_true", help="skip the FSDD numbers at export")
+    e.add_argument("--commands", help="a command language model checkpoint (python -m edge_meta.train.command_train) "
+                   "to ship in the bundle's commands/ folder")
     e.set_defaults(func=_cmd_export)
 
     b = sub.add_parser("bench", help="few-shot benchmark on FSDD: fp32 vs int8, MFCC+DTW baseline")

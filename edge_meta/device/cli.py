@@ -113,6 +113,16 @@ def _enroll_voice(args: argparse.Namespace) -> int:
     return 0
 
 
+def _enroll_command(args: argparse.Namespace) -> int:
+    with _open(args) as rt:
+        profile = rt.enroll_command(args.phrases, user=args.user or "", command=args.command)
+    who = f" for {args.user}" if args.user else ""
+    for example in profile.examples[-len(args.phrases):]:
+        print(f"{' '.join(example.words)!r} -> {example.command.name}")
+    print(f"{len(profile.examples)} example phrasings stored{who}; the daemon's command decoder adapts to them")
+    return 0
+
+
 def _detect(args: argparse.Namespace) -> int:
     with _open(args) as rt:
         if not rt.vocabulary()[0].keys:
@@ -266,6 +276,18 @@ def add_device_parser(sub: argparse._SubParsersAction) -> None:
     capture(v, 3, "voice takes")
     common(v)
     v.set_defaults(func=_enroll_voice)
+
+    c = dsub.add_parser("enroll-command", help="teach how you phrase commands made of enrolled words",
+                        formatter_class=fmt, description=(
+                            "Give a few example phrasings of commands; the bundle's command language model adapts\n"
+                            "to them (Meta Networks) and the daemon turns word detections into command events.\n"
+                            'example: edge-meta device enroll-command "kitchen lights off" "lights on in the kitchen"'))
+    c.add_argument("phrases", nargs="+", help="example phrases, each quoted")
+    c.add_argument("--command", help="the command they all mean (an intent, e.g. lights_off) when the grammar "
+                   "cannot tell")
+    c.add_argument("--user", help="whose phrasing this is")
+    common(c)
+    c.set_defaults(func=_enroll_command)
 
     d = dsub.add_parser("detect", help="find enrolled words in a recording")
     d.add_argument("file", help="WAV/FLAC recording")

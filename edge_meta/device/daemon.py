@@ -100,6 +100,7 @@ class Daemon:
             raise StoreError(f"no usable words are enrolled in {self.rt.store.path}",
                              "enroll one first: edge-meta device enroll-word WORD --from a.wav b.wav c.wav")
         detector = self.rt.detector(self.cfg.detector)
+        decoder = self.rt.command_decoder()  # word detections -> command events, when the bundle has a command model
         commands = Commands(self.cfg.commands)
         sock = EventSocket(self.cfg.socket) if self.cfg.socket else None
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
@@ -113,12 +114,12 @@ class Daemon:
                 if self.stop_signal is not None:
                     reason = signal.Signals(self.stop_signal).name
                     break
-                for d in self._process(detector, chunk):
-                    self._emit(d.to_event(), sock, commands)
+                for event in self._events(detector, decoder, self._process(detector, chunk)):
+                    self._emit(event, sock, commands)
                 commands.reap()
             else:
-                for d in detector.flush():
-                    self._emit(d.to_event(), sock, commands)
+                for event in self._events(detector, decoder, detector.flush(), end=True):
+                    self._emit(event, sock, commands)
         except BaseException as exc:  # e.g. no microphone: reported by the CLI; the log says why it stopped
             reason = f"{type(exc).__name__}: {exc}"
             raise
@@ -130,6 +131,18 @@ class Daemon:
             log.info("stopped", extra={"fields": {"reason": reason, "events": self.events, "hops": detector.hops,
                                                   "encoder_calls": detector.encoder_calls, "peak_rss_mb": peak_rss_mb()}})
         return 0
+
+    @staticmethod
+    def _events(detector, decoder, detections: list, end: bool = False) -> list[dict]:
+        """Word events, each followed by the command events the detections complete."""
+        events = []
+        for d in detections:
+            events.append(d.to_event())
+            events += [c.to_event() for c in (decoder.push(d) if decoder else [])]
+        if decoder:
+            done = decoder.flush() if end else decoder.advance(detector.settled_s)
+            events += [c.to_event() for c in done]
+        return events
 
     def _process(self, detector, chunk: np.ndarray) -> list:
         """Detections from one chunk; a bad chunk is logged (rate-limited) and skipped, never fatal."""

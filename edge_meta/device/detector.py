@@ -156,6 +156,15 @@ class StreamingDetector:
         """Feed samples (any chunk size, float32 mono at the bundle's rate); returns the detections they complete."""
         return self._feed(np.asarray(chunk, dtype=np.float32).reshape(-1))
 
+    @property
+    def settled_s(self) -> float:
+        """Stream time (s) before which no detection is still to come: the centre of the pending candidate's
+        window, else of the next window to be scored. Detections come out half a window and a few hops after
+        the word, so a consumer timing pauses between words (the command decoder) must wait on this, not on
+        the newest sample."""
+        boundary = self.trigger.candidate[3] if self.trigger.candidate else self.next_boundary
+        return max(0.0, (boundary - self.window / 2 - self.lead) / self.logmel.spec.sample_rate)
+
     def flush(self) -> list[Detection]:
         """End of stream: score the last words with trailing silence and emit what is pending."""
         out = self._feed(np.zeros(self.lead + self.hop, dtype=np.float32))

@@ -26,7 +26,9 @@ import numpy as np
 from edge_meta.audio import SAMPLE_RATE, fix_length, read_audio
 from edge_meta.bundle import Bundle
 from edge_meta.device.backends import EncoderBackend, open_backend
+from edge_meta.commands.decoding import ChannelModel, CommandDecoder
 from edge_meta.device.calibration import Calibration, calibrate, calibrate_all
+from edge_meta.device.commands import CommandModel, CommandProfile
 from edge_meta.device.detector import Detection, DetectorConfig, StreamingDetector
 from edge_meta.device.heads import HEADS, PrototypeHead
 from edge_meta.device.profile_file import import_profile
@@ -325,6 +327,36 @@ class Runtime:
                 self.store.add_voice(v.user, self._calibrate_voice(v.user, emb).threshold, emb, self.bundle.bundle_id,
                                      audio, SAMPLE_RATE)
             self._recalibrate_words()
+
+    # -- commands ------------------------------------------------------------------------------------
+    @property
+    def commands(self) -> "CommandModel | None":
+        """The bundle's command language model (Meta Networks-adapted per household), or None."""
+        if not hasattr(self, "_commands"):
+            self._commands = CommandModel.from_bundle(self.bundle)
+        return self._commands
+
+    def enroll_command(self, phrases: Sequence[str], user: str = "", command: str | None = None) -> CommandProfile:
+        """Add example phrasings of commands ("turn the kitchen lights off") to a user's profile; the command
+        decoder adapts its language model to them."""
+        if self.commands is None:
+            raise BundleError(f"{self.bundle.root}: this bundle has no command model",
+                              "export one with `edge-meta export ... --commands runs/commands/best.pt`")
+        user = _check_name(user, "user name", allow_empty=True)
+        stored = self.store.command_profiles().get(user)
+        profile = self.commands.enroll_command(phrases, command, CommandProfile.from_json(stored) if stored else None)
+        self.store.set_command_profile(user, profile.to_json())
+        return profile
+
+    def command_decoder(self) -> "CommandDecoder | None":
+        """A decoder from word detections to commands over the enrolled words, adapted to every user's examples
+        (one household profile); None when the bundle has no command model."""
+        if self.commands is None:
+            return None
+        examples = [e for text in self.store.command_profiles().values() for e in CommandProfile.from_json(text).examples]
+        labels = sorted({label for label, _ in self.vocabulary()[0].keys})
+        # detection scores are calibrated thresholds, not probabilities: the channel reads only the error rates
+        return self.commands.decoder(labels, CommandProfile(examples), channel=ChannelModel(score_weight=0.0))
 
     # -- detection -----------------------------------------------------------------------------------
     def vocabulary(self) -> tuple[Vocabulary, dict[str, np.ndarray], dict[str, np.ndarray]]:

@@ -26,7 +26,7 @@ import numpy as np
 
 from edge_meta.errors import StoreError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS users (name TEXT PRIMARY KEY, created REAL NOT NULL);
@@ -53,6 +53,11 @@ CREATE TABLE IF NOT EXISTS voices (
     user TEXT NOT NULL UNIQUE REFERENCES users(name) ON DELETE CASCADE,
     threshold REAL NOT NULL,
     created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS command_profiles (
+    user TEXT PRIMARY KEY,
+    profile TEXT NOT NULL,
+    updated REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS voice_takes (
     id INTEGER PRIMARY KEY,
@@ -264,8 +269,22 @@ class ProfileStore:
         with self.transaction():
             words = self.db.execute("DELETE FROM words WHERE user = ? OR speaker = ?", (name, name)).rowcount
             voices = self.db.execute("DELETE FROM voices WHERE user = ?", (name,)).rowcount
+            commands = self.db.execute("DELETE FROM command_profiles WHERE user = ?", (name,)).rowcount
             users = self.db.execute("DELETE FROM users WHERE name = ?", (name,)).rowcount
-        return {"users": users, "words": words, "voices": voices}
+        return {"users": users, "words": words, "voices": voices, "command profiles": commands}
+
+    def set_command_profile(self, user: str, profile_json: str) -> None:
+        """A user's example command phrasings (JSON from `edge_meta.device.commands.CommandProfile`)."""
+        try:
+            self.db.execute("INSERT INTO command_profiles(user, profile, updated) VALUES (?, ?, ?) "
+                            "ON CONFLICT(user) DO UPDATE SET profile = excluded.profile, updated = excluded.updated",
+                            (user, profile_json, time.time()))
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: could not save the command examples ({exc}); nothing was changed",
+                             FIX_WRITE) from None
+
+    def command_profiles(self) -> dict[str, str]:
+        return dict(self.db.execute("SELECT user, profile FROM command_profiles ORDER BY user").fetchall())
 
     def compact(self) -> None:
         """VACUUM and truncate the WAL: the file then holds only live rows, no deleted page or old version."""

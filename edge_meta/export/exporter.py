@@ -117,7 +117,7 @@ def _noise_windows(paths: list[Path], window: int) -> np.ndarray:
 
 def export_bundle(checkpoint: str | Path, out: str | Path, calibration: str | Path, tar: bool = False,
                   fsdd: str | Path | None = None, activations: str = "u8", formats: tuple[str, ...] = ("onnx", "tflite"),
-                  progress: bool = True) -> ExportReport:
+                  progress: bool = True, commands: str | Path | None = None) -> ExportReport:
     """Checkpoint -> verified bundle directory (and .tar); TFLite is skipped with a note when litert-torch is missing."""
     from tqdm import tqdm
 
@@ -179,6 +179,10 @@ def export_bundle(checkpoint: str | Path, out: str | Path, calibration: str | Pa
             bank = np.concatenate([calib_emb[output], noise_emb[output]])
             heads[f"background.{output}"] = unit(bank[rng.permutation(len(bank))[:BACKGROUND_SIZE]]).astype(np.float16)
         np.savez(stage / "heads.npz", **heads)
+        if commands:  # the command language model and its Meta Networks generator (issue 6)
+            from edge_meta.export.command_export import export_command_model
+
+            export_command_model(commands, stage / "commands")
         step("heads")
 
         labels = np.array([sorted({i.label for i in parity_items}).index(i.label) for i in parity_items])
@@ -207,6 +211,7 @@ def export_bundle(checkpoint: str | Path, out: str | Path, calibration: str | Pa
                                "graphs": {n: f"heads/{n}.onnx" for n in graphs}},
                       "file": "heads.npz", "arrays": sorted(heads)},
             "thresholds": {"word": round(report.default_threshold, 4)},
+            **({"commands": {"folder": "commands", "checkpoint": str(commands)}} if commands else {}),
             "provenance": {
                 "learner": learner.name, "encoder": cfg.encoder.name, "steps": state["step"],
                 "corpora": [c.path for c in cfg.corpora], "validation": state.get("validation", {}),

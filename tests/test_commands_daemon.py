@@ -1,0 +1,87 @@
+"""Commands end to end: words enrolled from spoken takes, example phrasings enrolled, the daemon on a
+recorded stream of spoken commands emits the command events (issue 6)."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from edge_meta.device import Runtime
+from edge_meta.resources import default_bundle_path
+
+VOICE = "en-us+m3"  # one synthetic speaker for takes and stream: the user
+WORDS = ("kitchen", "lights", "on", "off")
+
+
+def say(text: str, rate: int, tmp) -> np.ndarray:
+    from edge_meta.train.synth import Voice, synthesize  # torch-free: espeak-ng through a subprocess
+
+    return synthesize(text, Voice("espeak", VOICE, 45), rate, str(tmp))
+
+
+@pytest.fixture(scope="module")
+def spoken(tmp_path_factory):
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed (scripts/setup.sh installs it)")
+    if "commands/vocab.json" not in json.loads((default_bundle_path() / "manifest.json").read_text())["files"]:
+        pytest.skip("the shipped bundle has no command model")
+    tmp = tmp_path_factory.mktemp("spoken")
+    takes = {w: [tmp / f"{w}_{r}.wav" for r in (140, 160, 180)] for w in WORDS}
+    for w, paths in takes.items():
+        for p, r in zip(paths, (140, 160, 180)):
+            sf.write(p, say(w, r, tmp), 16000)
+    gap = np.zeros(int(0.45 * 16000), np.float32)
+    pause = np.zeros(int(2.5 * 16000), np.float32)
+    utterances = [("kitchen", "lights", "off"), ("lights", "on")]
+    pieces = [pause]
+    for words in utterances:
+        for w in words:
+            pieces += [say(w, 165, tmp), gap]
+        pieces.append(pause)
+    stream = tmp / "stream.wav"
+    sf.write(stream, np.concatenate(pieces) + 0.002 * np.random.default_rng(0).standard_normal(sum(map(len, pieces))),
+             16000)
+    return tmp, takes, stream
+
+
+def test_daemon_turns_spoken_words_into_commands(spoken):
+    tmp, takes, stream = spoken
+    store = tmp / "profiles.db"
+    with Runtime.open(store=store) as rt:
+        for w, paths in takes.items():
+            rt.enroll_word(w, paths)
+        profile = rt.enroll_command(["kitchen lights off", "lights on"])
+        assert [e.command.name for e in profile.examples] == ["lights_off(room=kitchen)", "lights_on"]
+    r = subprocess.run([sys.executable, "-m", "edge_meta.cli", "device", "run", "--input", str(stream), "--store",
+                        str(store)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    events = [json.loads(line) for line in r.stdout.splitlines()]
+    words = [e["word"] for e in events if e["event"] == "word"]
+    commands = [e for e in events if e["event"] == "command"]
+    assert len(words) >= 4, words
+    assert [c["command"] for c in commands] == ["lights_off(room=kitchen)", "lights_on"], events
+    assert all(0.5 <= c["confidence"] <= 1.0 for c in commands)
+    assert commands[0]["t"] < commands[1]["start_t"]
+
+
+def test_enroll_command_refuses_a_bundle_without_a_command_model(tmp_path):
+    from edge_meta.bundle import MANIFEST, write_manifest
+    from edge_meta.errors import BundleError
+
+    bare = tmp_path / "bundle"
+    shutil.copytree(default_bundle_path(), bare)
+    if (bare / "commands").exists():
+        shutil.rmtree(bare / "commands")
+    m = json.loads((bare / MANIFEST).read_text())
+    m.pop("commands", None)
+    for key in ("files", "bundle_id", "schema_version"):
+        m.pop(key)
+    write_manifest(bare, m)
+    with Runtime.open(bare, store=tmp_path / "p.db") as rt:
+        assert rt.command_decoder() is None
+        with pytest.raises(BundleError, match="no command model"):
+            rt.enroll_command(["lights on"])
