@@ -110,16 +110,17 @@ def test_forget_user_removes_their_bytes_from_the_file(tmp_path, fsdd_dir):
         rt.enroll_word("unlock", alice, user="alice-zq7", bind_speaker=True)
         rt.enroll_voice("alice-zq7", sentences(fsdd_dir, "theo"))
         rt.enroll_word("six", bob, user="bob")
+        rt.enroll_command(["turn the porch lights off"], user="alice-zq7")
     probes = [to_pcm16(x)[4000:4064] for x in alice + sentences(fsdd_dir, "theo")]  # 32 samples of each take
     bob_probe = to_pcm16(bob[0])[4000:4064]
     data = store_bytes(path)
-    assert all(p in data for p in probes) and b"alice-zq7" in data and bob_probe in data
+    assert all(p in data for p in probes) and b"alice-zq7" in data and bob_probe in data and b"porch" in data
     with Runtime.open(store=path) as rt:
         counts = rt.forget_user("alice-zq7")
-        assert counts == {"users": 1, "words": 2, "voices": 1}
+        assert counts == {"users": 1, "words": 2, "voices": 1, "command profiles": 1}
         assert [w.label for w in rt.store.words()] == ["six"] and rt.store.voices() == []
         data = store_bytes(path)  # while the store is still open, WAL included
-        assert not any(p in data for p in probes) and b"alice-zq7" not in data
+        assert not any(p in data for p in probes) and b"alice-zq7" not in data and b"porch" not in data
         assert bob_probe in data
         with pytest.raises(StoreError, match="no user 'alice-zq7'"):
             rt.forget_user("alice-zq7")
