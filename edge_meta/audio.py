@@ -17,6 +17,7 @@ import soundfile as sf
 from edge_meta.errors import AudioError
 
 SAMPLE_RATE = 16_000
+MIN_RATE, MAX_RATE = 4_000, 384_000  # beyond these a header is damaged, and resampling it could exhaust memory
 
 
 class AudioConversionWarning(UserWarning):
@@ -56,21 +57,26 @@ def prepare(
     if data.shape[1] > 1:
         if announce:
             warnings.warn(f"{source}: {data.shape[1]} channels down-mixed to mono", AudioConversionWarning, 2)
-        data = data.mean(axis=1, keepdims=True)
+        data = data.mean(axis=1, keepdims=True, dtype=np.float64)  # float32 sums of loud float files overflow
     mono = data[:, 0]
     if sr != sample_rate:
         if announce:
             warnings.warn(f"{source}: resampled from {sr} Hz to {sample_rate} Hz", AudioConversionWarning, 2)
         mono = resample(mono, sr, sample_rate)
-    return np.ascontiguousarray(mono, dtype=np.float32)
+    mono = np.ascontiguousarray(mono, dtype=np.float32)
+    if not np.all(np.isfinite(mono)):
+        raise AudioError(f"{source}: samples are too large to convert (beyond float32 range)",
+                         "re-export it as 16-bit PCM")
+    return mono
 
 
 def resample(x: np.ndarray, sr_from: int, sr_to: int) -> np.ndarray:
     """Polyphase resampling by the reduced ratio sr_to/sr_from (exact for 8/16/22.05/44.1/48 kHz)."""
     from scipy.signal import resample_poly  # imported here: scipy.signal adds ~75 MB to a 16 kHz-only device process
 
-    if sr_from <= 0:
-        raise AudioError(f"invalid sample rate {sr_from} Hz", "the file header is damaged")
+    if not MIN_RATE <= sr_from <= MAX_RATE:
+        raise AudioError(f"unsupported sample rate {sr_from} Hz (expected {MIN_RATE}-{MAX_RATE} Hz)",
+                         "the file header is damaged, or convert it: `sox in.wav -r 16000 out.wav`")
     g = math.gcd(int(sr_from), int(sr_to))
     return resample_poly(x, sr_to // g, sr_from // g).astype(np.float32)
 
