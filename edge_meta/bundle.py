@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import shutil
 import tarfile
 import tempfile
@@ -22,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from edge_meta.errors import BundleError
-from edge_meta.frontend import FrontendSpec
+from edge_meta.frontend import FrontendSpec, mel_filterbank
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
@@ -133,14 +134,16 @@ class Bundle:
     @classmethod
     def _open_dir(cls, root: Path, label: Path, tmp: tempfile.TemporaryDirectory | None = None) -> "Bundle":
         mpath = root / MANIFEST
+        if mpath.is_symlink():
+            raise BundleError(f"{label}: {MANIFEST} is a link; bundles hold regular files only", REBUILD_HINT)
         if not mpath.is_file():
             raise BundleError(f"{label}: not a bundle ({MANIFEST} is missing)", REBUILD_HINT)
         if mpath.stat().st_size > MAX_MANIFEST_BYTES:
             raise BundleError(f"{label}: {MANIFEST} is implausibly large", REBUILD_HINT)
         try:
             manifest = json.loads(mpath.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise BundleError(f"{label}: {MANIFEST} is not valid JSON ({exc})", REBUILD_HINT) from None
+        except (ValueError, RecursionError) as exc:  # bad UTF-8 or JSON, a 5000-digit number, nesting too deep
+            raise BundleError(f"{label}: {MANIFEST} is not valid JSON ({str(exc)[:200]})", REBUILD_HINT) from None
         _check_manifest(manifest, label)
         listed = manifest["files"]
         present = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() and p.name != MANIFEST}
@@ -182,10 +185,25 @@ def _check_manifest(m: Any, label: Path) -> None:
                 or not isinstance(entry.get("bytes"), int)):
             raise BundleError(f"{label}: {MANIFEST} lists an invalid file entry {name!r}", REBUILD_HINT)
     files = m["encoder"].get("files")
-    if not isinstance(files, list) or not all(isinstance(e, dict) and {"backend", "precision", "file"} <= set(e) for e in files):
+    if not isinstance(files, list) or not all(
+            isinstance(e, dict) and all(isinstance(e.get(k), str) for k in ("backend", "precision", "file")) for e in files):
         raise BundleError(f"{label}: {MANIFEST} field 'encoder.files' is malformed", REBUILD_HINT)
+    # the other fields the runtime reads, so a malformed one is refused here rather than failing later
+    outputs = m["encoder"].get("outputs", ["word"])
+    word = m["heads"].get("word")
+    if not isinstance(word, dict) or not isinstance(word.get("kind"), str):
+        raise BundleError(f"{label}: {MANIFEST} field 'heads.word' is missing or malformed", REBUILD_HINT)
+    graphs = word.get("graphs", {})
+    thresholds = m.get("thresholds", {})
+    if not isinstance(outputs, list) or not all(isinstance(o, str) for o in outputs) or "word" not in outputs:
+        raise BundleError(f"{label}: {MANIFEST} field 'encoder.outputs' is malformed", REBUILD_HINT)
+    if not isinstance(graphs, dict) or not all(isinstance(v, str) for v in graphs.values()):
+        raise BundleError(f"{label}: {MANIFEST} field 'heads.word.graphs' is malformed", REBUILD_HINT)
+    if not isinstance(thresholds, dict) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in thresholds.values()):
+        raise BundleError(f"{label}: {MANIFEST} field 'thresholds' is malformed", REBUILD_HINT)
     try:
-        FrontendSpec.from_dict(m["frontend"])
+        mel_filterbank(FrontendSpec.from_dict(m["frontend"]))  # every mel filter must cover an FFT bin
     except (TypeError, ValueError) as exc:
         raise BundleError(f"{label}: {MANIFEST} has an invalid frontend spec ({exc})", REBUILD_HINT) from None
 

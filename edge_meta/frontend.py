@@ -57,7 +57,31 @@ class FrontendSpec:
             raise BundleError(
                 f"frontend spec has unknown fields {sorted(unknown)}", "upgrade edge-meta to read this bundle"
             )
-        return cls(**d)
+        spec = cls(**d)
+        spec.check()
+        return spec
+
+    def check(self) -> None:
+        """ValueError unless every field has its type and a usable range: a bundle's spec is read from a file,
+        and a wrong one would otherwise fail deep inside the frontend, or allocate without bound."""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            kind = int if f.type in (int, "int") else float
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
+                raise ValueError(f"{f.name} = {value!r} is not {'an integer' if kind is int else 'a number'}")
+            if not math.isfinite(value):
+                raise ValueError(f"{f.name} = {value!r} is not finite")
+        if self.sample_rate != 16_000:
+            raise ValueError(f"sample_rate = {self.sample_rate}: the device records 16000 Hz")
+        limits = {"window_s": (0.1, 10.0), "n_fft": (16, 8192), "win_length": (16, self.n_fft),
+                  "hop_length": (1, self.win_length), "n_mels": (1, 256), "log_floor": (1e-30, 1.0), "top_db": (1.0, 200.0)}
+        for name, (low, high) in limits.items():
+            if not low <= getattr(self, name) <= high:
+                raise ValueError(f"{name} = {getattr(self, name)} is outside [{low}, {high}]")
+        if not 0.0 <= self.f_min < self.f_max <= self.sample_rate / 2:
+            raise ValueError(f"need 0 <= f_min < f_max <= {self.sample_rate / 2:g} Hz, got {self.f_min}, {self.f_max}")
+        if self.window_samples < self.win_length:
+            raise ValueError(f"a window of {self.window_samples} samples is shorter than one frame ({self.win_length})")
 
 
 def hz_to_mel(f: np.ndarray | float) -> np.ndarray:

@@ -67,8 +67,25 @@ def open_backend(bundle: Bundle, backend: str = "onnx", precision: str = "int8",
     if backend not in BACKENDS:
         raise BundleError(f"unknown backend {backend!r}", f"choose one of {list(BACKENDS)}")
     path = bundle.encoder_file(backend, precision)
+    outputs = bundle.manifest["encoder"].get("outputs", ["word"])
     if backend == "tflite":
         from edge_meta.device.tflite_backend import TfliteBackend
 
-        return TfliteBackend(path, threads, outputs=bundle.manifest["encoder"]["outputs"])
-    return OnnxBackend(path, threads=threads)
+        tfl = TfliteBackend(path, threads, outputs=outputs)
+        _check_encoder(path, bundle, tfl.input["shape"], outputs, tfl.outputs, len(tfl.output_details))
+        return tfl
+    onnx = OnnxBackend(path, threads=threads)
+    _check_encoder(path, bundle, onnx.session.get_inputs()[0].shape, outputs, onnx.outputs, len(onnx.outputs))
+    return onnx
+
+
+def _check_encoder(path: Path, bundle: Bundle, shape, wanted: list[str], outputs: list[str], n_outputs: int) -> None:
+    """Refuse an encoder that cannot take this bundle's features or lacks an output the manifest promises: found
+    at open, not at the first window."""
+    spec = bundle.frontend
+    dims = [int(d) if isinstance(d, (int, np.integer)) else None for d in shape]  # None: a symbolic (batch) axis
+    if len(dims) != 4 or any(d is not None and d != w for d, w in zip(dims[1:], (1, spec.n_mels, spec.n_frames))):
+        raise BundleError(f"{path}: the encoder takes input {list(shape)}, but the frontend makes "
+                          f"(batch, 1, {spec.n_mels}, {spec.n_frames})", REBUILD_HINT)
+    if not set(wanted) <= set(outputs) or len(outputs) != n_outputs:
+        raise BundleError(f"{path}: the encoder's outputs {outputs} do not match the manifest's {wanted}", REBUILD_HINT)
