@@ -149,8 +149,8 @@ def read_profile(path: str | Path) -> dict:
         raise StoreError(f"{path}: is larger than {MAX_BYTES >> 20} MB, not a profile", "check the file")
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise StoreError(f"{path}: not a profile file (not JSON: {exc})",
+    except (ValueError, RecursionError) as exc:  # bad UTF-8 or JSON, a 5000-digit number, nesting too deep
+        raise StoreError(f"{path}: not a profile file (not JSON: {str(exc)[:200]})",
                          "give a file written by `edge-meta device export-profile`") from None
     try:
         _need(isinstance(doc, dict) and doc.get("format") == FORMAT, "format", f"expected {FORMAT!r}")
@@ -191,7 +191,23 @@ def read_profile(path: str | Path) -> dict:
 
 def import_profile(store: ProfileStore, path: str | Path) -> dict[str, int]:
     """Add a validated profile file to the store, all of it or nothing."""
-    doc = read_profile(path)
+    return write_profile(store, read_profile(path))
+
+
+def check_sizes(doc: dict, path: str | Path, bundle_id: str, word_dim: int, voice_dim: int) -> None:
+    """Takes embedded by ``bundle_id`` are used as they are, so they must have its embedding sizes; a file
+    that says otherwise was edited or made by a different model under the same id."""
+    for kind, dim in (("words", word_dim), ("voices", voice_dim)):
+        for i, entry in enumerate(doc[kind]):
+            size = entry["embeddings"].shape[1]
+            if size != dim and bundle_id in entry["bundle_ids"]:
+                raise StoreError(f"{path}: invalid profile file ({kind}[{i}]: embeddings of {size} values, but bundle "
+                                 f"{bundle_id} makes {dim})", "export it again with `edge-meta device export-profile`; "
+                                 "nothing was imported")
+
+
+def write_profile(store: ProfileStore, doc: dict) -> dict[str, int]:
+    """Add a document from `read_profile` to the store, all of it or nothing."""
     with store.transaction():
         for u in doc["users"]:
             store.add_user(u)

@@ -31,7 +31,7 @@ from edge_meta.device.calibration import Calibration, calibrate, calibrate_all
 from edge_meta.device.commands import CommandModel, CommandProfile
 from edge_meta.device.detector import Detection, DetectorConfig, StreamingDetector
 from edge_meta.device.heads import HEADS, PrototypeHead
-from edge_meta.device.profile_file import import_profile
+from edge_meta.device.profile_file import check_sizes, read_profile, write_profile
 from edge_meta.device.quality import check_voice_take, check_word_take
 from edge_meta.device.scorer import Scorer, Vocabulary
 from edge_meta.device.sources import AudioSource, WavSource
@@ -288,10 +288,14 @@ class Runtime:
         return counts
 
     def import_profile(self, path: str | Path) -> dict[str, int]:
-        """Add a profile file (see `edge_meta.device.profile_file`); takes from another bundle are re-embedded."""
-        counts = import_profile(self.store, path)
-        self._refresh()
+        """Add a profile file (see `edge_meta.device.profile_file`); takes from another bundle are re-embedded.
+        One transaction: a file that fails after its rows are written (re-embedding, calibration) leaves nothing."""
+        doc = read_profile(path)
+        probe = self.backend.embed(self.logmel.batch(np.zeros((1, self.logmel.spec.window_samples), np.float32)))
+        check_sizes(doc, path, self.bundle.bundle_id, probe["word"].shape[1], probe[self.speaker_output].shape[1])
         with self.store.transaction():
+            counts = write_profile(self.store, doc)
+            self._refresh()
             self._recalibrate_words()
         return counts
 
