@@ -69,6 +69,7 @@ CREATE TABLE IF NOT EXISTS voice_takes (
 );
 """
 FIX_WRITE = "free some disk space or check that the store is writable"
+SQLITE_CORRUPT, SQLITE_NOTADB = 11, 26  # primary result codes that mean the file itself is damaged
 
 
 @dataclass
@@ -115,18 +116,34 @@ class ProfileStore:
             self._create_tables()
             self._set_meta("schema_version", str(SCHEMA_VERSION))
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path}: not a usable profile store ({exc})",
-                             "restore it from a backup (edge-meta device export-profile) or remove it and re-enroll") from None
+            if hasattr(self, "db"):
+                self.db.close()
+            if (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF in (SQLITE_CORRUPT, SQLITE_NOTADB):
+                raise StoreError(f"{self.path}: not a usable profile store ({exc})",
+                                 "restore it from a backup (edge-meta device export-profile) or remove it and re-enroll"
+                                 ) from None
+            # anything else is about access (a read-only file, folder or disk; no space; locked), not the data:
+            # never suggest removing the store for it
+            raise StoreError(f"{self.path}: cannot open the profile store for writing ({exc})",
+                             f"check that this user can write the file and its folder {self.path.parent} (SQLite keeps "
+                             "-wal and -shm files beside it) and that the disk has space") from None
 
     @staticmethod
     def _create_private(path: Path) -> None:
-        """Create the file 0600 before SQLite touches it (SQLite would honour the umask instead); the WAL
-        and shared-memory files SQLite adds take the main file's permissions."""
+        """Create the file 0600 before SQLite touches it (SQLite would honour the umask instead), or make an existing
+        one 0600; the WAL and shared-memory files SQLite adds take the main file's permissions."""
         if path.parent and not path.parent.exists():
             raise StoreError(f"{path}: the folder {path.parent} does not exist", "create it or choose another --store")
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-            os.close(fd)
+            try:
+                if os.fstat(fd).st_mode & 0o077:  # a store copied with a loose umask: voice data for its owner only
+                    os.fchmod(fd, 0o600)
+            finally:
+                os.close(fd)
+            for side in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+                if side.exists() and side.stat().st_mode & 0o077:
+                    os.chmod(side, 0o600)
         except OSError as exc:
             raise StoreError(f"{path}: cannot open the profile store ({exc.strerror})",
                              "check the path and its permissions") from None
