@@ -172,3 +172,57 @@ def test_missing_portaudio_names_the_package(monkeypatch):
     with pytest.raises(AudioError, match="PortAudio") as err:
         Microphone()
     assert "libportaudio2" in err.value.hint
+
+
+class VanishingSoundDevice(FakeSoundDevice):
+    """A USB microphone yanked mid-stream, more than once: at each tape position in ``unplugs`` its stream stops
+    calling back but still claims to be active (nothing closes it), and PortAudio's device list lacks it for
+    ``absent`` rescans before it returns."""
+
+    def __init__(self, tape: np.ndarray, unplugs: list[int], absent: int = 4):
+        super().__init__(tape)
+        self.unplugs, self.absent, self.absent_left = list(unplugs), absent, 0
+
+    def query_devices(self, device=None, kind=None):
+        if self.absent_left:
+            if kind is None:
+                return []
+            raise ValueError("No input device matching")
+        return super().query_devices(device, kind)
+
+    def _terminate(self):
+        super()._terminate()
+        self.absent_left = max(0, self.absent_left - 1)
+
+    def InputStream(self, device, channels, samplerate, dtype, blocksize, callback):
+        self.opens += 1
+        return StallingStream(self, samplerate, blocksize, callback)
+
+
+class StallingStream(FakeStream):
+    def _play(self):
+        sd = self.sd
+        while sd.position < len(sd.tape):
+            if sd.unplugs and sd.position >= sd.unplugs[0]:
+                sd.unplugs.pop(0)
+                sd.absent_left = sd.absent
+                return  # silence from an "active" stream: only the stall timer can notice
+            block = sd.tape[sd.position : sd.position + self.blocksize]
+            sd.position += len(block)
+            self.callback(block[:, None].astype(np.float32), len(block), None, None)
+
+
+def test_microphone_survives_vanishing_from_the_device_list_twice(fsdd_dir, caplog):
+    tape = np.concatenate([read_audio(fsdd_dir / "recordings" / f"{d}_theo_0.wav", announce=False) for d in range(5)])
+    sd = VanishingSoundDevice(tape, unplugs=[len(tape) // 4, len(tape) // 2])
+    mic = Microphone(sd=sd, stall_s=0.2, retry_s=0.01)
+    chunks = []
+    with caplog.at_level(logging.WARNING, logger="edge_meta.device"):
+        for chunk in mic.chunks():
+            chunks.append(chunk)
+            if sum(map(len, chunks)) >= len(tape):
+                break
+    np.testing.assert_array_equal(np.concatenate(chunks), tape)  # every sample, in order, across both outages
+    assert mic.reconnects == 2 and sd.opens == 3 and sd.rescans >= 2 * sd.absent
+    assert sum(len(c) == 0 for c in chunks) >= 2 * sd.absent  # empty chunks while away: a daemon can still stop
+    assert [r.getMessage() for r in caplog.records] == ["microphone_lost", "microphone_back"] * 2
