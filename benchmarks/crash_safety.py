@@ -167,6 +167,13 @@ def run_kills(store: Path, kills: int, seed: int = 0, max_delay_s: float = 1.5) 
     return report
 
 
+def shipped_bundle_id() -> str:
+    from edge_meta.bundle import Bundle
+    from edge_meta.resources import default_bundle_path
+
+    return Bundle.open(default_bundle_path()).bundle_id
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--kills", type=int, default=200)
@@ -198,7 +205,8 @@ def main() -> None:
         from reliability_md import write_part
 
         write_part("crash", "\n".join([
-            f"### SIGKILL during enrollment ({platform.machine()}, {os.cpu_count()} cores, shared with a training job)",
+            f"### SIGKILL during enrollment ({platform.machine()}, {os.cpu_count()} cores, a shared machine; "
+            f"shipped bundle {shipped_bundle_id()})",
             f"`nice -n 10 .venv/bin/python benchmarks/crash_safety.py --kills {args.kills} --seed {args.seed} --write`: "
             "children enroll (2-5 FSDD takes), remove words and forget users (with VACUUM) on one store and are "
             f"SIGKILLed after a random 0-{args.max_delay:g} s; after each kill the store must pass `PRAGMA integrity_check`, "

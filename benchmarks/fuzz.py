@@ -106,6 +106,13 @@ def run_atheris(name: str, cases: int) -> Tally:
     return Tally(Counter(doc["outcomes"]), doc["crashes"], doc["slowest_s"], doc["seconds"])
 
 
+def shipped_bundle_id() -> str:
+    from edge_meta.bundle import MANIFEST
+    from edge_meta.resources import default_bundle_path
+
+    return json.loads((default_bundle_path() / MANIFEST).read_text())["bundle_id"]
+
+
 def atheris_version() -> str:
     try:
         from importlib.metadata import version
@@ -149,13 +156,15 @@ def main() -> None:
     if args.write:
         crashes = [f"- {e} {name}: {sig}" for (e, name), t in results.items() for sig in t.crashes] or ["- none"]
         write_part("fuzz", "\n".join([
-            f"### Fuzzing the device's inputs ({platform.machine()}, {os.cpu_count()} cores, shared with a training job; "
-            f"Python {platform.python_version()})",
+            f"### Fuzzing the device's inputs ({platform.machine()}, {os.cpu_count()} cores, a shared machine; "
+            f"Python {platform.python_version()}; shipped bundle {shipped_bundle_id()})",
             f"`nice -n 10 .venv/bin/python benchmarks/fuzz.py --cases {args.cases} --seed {args.seed} --engine {args.engine} "
             "--write`. hypothesis: structured cases from the strategies of tests/test_fuzz.py (generation only); "
             f"atheris {atheris_version()}: libFuzzer mutating real files (an FSDD WAV, a FLAC take, a float WAV; the "
             "shipped manifest.json; an exported profile), guided by edge_meta's branch coverage. Every case runs in its "
-            "own folder; a hang is a case over the time limit.", "", body, "", "Crashes and hangs:",
+            "own folder; a hang is a case over the time limit. The inputs that crashed the device before this "
+            "fuzzing's fixes (16: RecursionError, MemoryError, TypeError, KeyError, onnxruntime errors, inf samples, "
+            "a poisoned store) are regression cases in tests/test_fuzz.py.", "", body, "", "Crashes and hangs:",
             *crashes]))
 
 

@@ -512,7 +512,8 @@ def profile_target(case: ProfileCase, workdir: Path) -> str:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with Runtime.open(store=":memory:") as rt:
-            rt.store.add_word("lamp", "bob", 0.7, np.ones((2, 128), np.float32) / np.sqrt(128), rt.bundle.bundle_id,
+            dim = rt.embed([np.zeros(SAMPLE_RATE, np.float32)]).shape[1]
+            rt.store.add_word("lamp", "bob", 0.7, np.ones((2, dim), np.float32) / np.sqrt(dim), rt.bundle.bundle_id,
                               None, SAMPLE_RATE)  # bob's word was there before: a refused import must keep it as it was
             before = _snapshot(rt.store)
             try:
