@@ -100,3 +100,48 @@ def test_checkpoint_errors_are_clear(tmp_path):
     junk.write_bytes(b"not a checkpoint")
     with pytest.raises(ConfigError, match="not a readable edge-meta checkpoint"):
         load_checkpoint(junk)
+
+
+def test_a_pair_joins_the_word_and_the_speaker_encoder_in_one_graph(tiny_run, gsc_dir, tmp_path):
+    """Two encoders in one bundle (DESIGN.md allows it when one trunk cannot serve both): each output of
+    the exported graph is exactly the encoder it was taken from."""
+    import torch
+
+    from edge_meta.errors import ConfigError
+    from edge_meta.export.exporter import export_bundle
+    from edge_meta.train.checkpoint import load_checkpoint
+    from edge_meta.train.frontend_torch import LogMelTorch
+    from edge_meta.train.pair import pair_checkpoints
+
+    _, _, best, out = tiny_run
+    word_ckpt, speaker_ckpt = best, out / "last.pt"
+    paired = pair_checkpoints(word_ckpt, speaker_ckpt, tmp_path / "pair.pt")
+    cfg, pair, _ = load_checkpoint(paired)
+    _, word_src, _ = load_checkpoint(word_ckpt)
+    _, speaker_src, _ = load_checkpoint(speaker_ckpt)
+    clips = load_clips(read_corpus(gsc_dir).without_words(ENGLISH_EVAL_WORDS).items[::97][:24], 16000)
+    x = LogMelTorch(cfg.frontend)(torch.from_numpy(clips))
+    with torch.no_grad():
+        for name, src in (("word", word_src), ("speaker", speaker_src)):
+            assert torch.allclose(pair.encoder.embed(x, name), src.encoder.embed(x, name), atol=1e-6)
+        assert not torch.allclose(pair.encoder.embed(x, "speaker"), word_src.encoder.embed(x, "speaker"), atol=1e-3)
+
+    report = export_bundle(paired, tmp_path / "bundle", calibration=gsc_dir, formats=("onnx",), progress=False)
+    b = Bundle.open(tmp_path / "bundle")
+    assert b.manifest["encoder"]["outputs"] == ["word", "speaker"] and report.parity["onnx int8"]["top-1 agreement"] > 0.8
+    feats = np.stack([LogMel(b.frontend)(c) for c in clips])[:, None]
+    got = open_backend(b, "onnx", "fp32").embed(feats)
+    for name, src in (("word", word_src), ("speaker", speaker_src)):
+        with torch.no_grad():
+            want = src.encoder.embed(torch.from_numpy(feats), name).numpy()
+        unit = got[name] / np.linalg.norm(got[name], axis=1, keepdims=True)
+        assert np.min(np.sum(unit * want, axis=1)) > 0.999
+    b.close()
+
+    with pytest.raises(ConfigError, match="no 'speaker' projection"):
+        word_only = tmp_path / "word_only.pt"
+        state = torch.load(word_ckpt, weights_only=True)
+        state["config"]["encoder"]["projections"] = ["word"]
+        state["learner"] = {k: v for k, v in state["learner"].items() if "projections.speaker" not in k}
+        torch.save(state, word_only)
+        pair_checkpoints(word_ckpt, word_only, tmp_path / "bad.pt")

@@ -25,6 +25,10 @@ class EncoderGraph(nn.Module):
         super().__init__()
         self.encoder = encoder
         self.names = list(encoder.projections.keys())
+        parts = getattr(encoder, "parts", None)  # an EncoderPair: one sub-graph per encoder, one graph in all
+        self.parts = nn.ModuleList(EncoderGraph(p) for p in parts.values()) if parts is not None else None
+        if self.parts is not None:
+            return
         norm = encoder.pool_norm
         scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
         shift = norm.bias - norm.running_mean * scale
@@ -38,6 +42,8 @@ class EncoderGraph(nn.Module):
             self.fused[name] = fused
 
     def forward(self, features: torch.Tensor):
+        if self.parts is not None:
+            return tuple(out for part in self.parts for out in part(features))
         h = self.encoder.pooled(features)
         return tuple(self.fused[n](h) for n in self.names)
 

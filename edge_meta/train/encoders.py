@@ -83,7 +83,44 @@ class DSCNN(nn.Module):
         return self.embed(x)
 
 
-ENCODERS = {"dscnn": DSCNN}
+class EncoderPair(nn.Module):
+    """Two small DS-CNNs behind one encoder interface: one trained for words, one for voices.
+
+    DESIGN.md allows it when one shared trunk cannot reach both targets: word embeddings must ignore
+    the speaker and speaker embeddings the word, and the shared trunk trained with both objectives
+    lost 2-3 points of word accuracy (benchmarks/RESULTS.md). The device still makes one encoder call
+    per hop (one graph with both outputs); it costs two trunks' time and bytes."""
+
+    def __init__(self, n_mels: int = 40, word: dict | None = None, speaker: dict | None = None) -> None:
+        super().__init__()
+        self.parts = nn.ModuleDict({
+            name: DSCNN(n_mels=n_mels, **{**(options or {}), "projections": (name,)})
+            for name, options in (("word", word), ("speaker", speaker))})
+        if self.parts["word"].embed_dim != self.parts["speaker"].embed_dim:
+            raise ValueError("both encoders of a pair need the same embed_dim")
+        self.embed_dim = self.parts["word"].embed_dim
+
+    @property
+    def projections(self) -> dict[str, nn.Module]:
+        return {name: part.projections[name] for name, part in self.parts.items()}
+
+    @property
+    def autocast_dtype(self) -> torch.dtype | None:
+        return self.parts["word"].autocast_dtype
+
+    @autocast_dtype.setter
+    def autocast_dtype(self, dtype: torch.dtype | None) -> None:
+        for part in self.parts.values():
+            part.autocast_dtype = dtype
+
+    def embed(self, x: torch.Tensor, projection: str = "word") -> torch.Tensor:
+        return self.parts[projection].embed(x, projection)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.embed(x)
+
+
+ENCODERS = {"dscnn": DSCNN, "pair": EncoderPair}
 
 
 def build_encoder(name: str, **kwargs) -> nn.Module:
