@@ -55,12 +55,20 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_pair(args: argparse.Namespace) -> int:
+    from edge_meta.train.pair import pair_checkpoints
+
+    print(f"two-encoder checkpoint written: {pair_checkpoints(args.word, args.speaker, args.out)}")
+    return 0
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
     from edge_meta.export.exporter import export_bundle
 
     report = export_bundle(args.checkpoint, args.out, calibration=args.calibration, tar=args.tar,
                            fsdd=None if args.no_bench else args.fsdd, activations=args.activations,
-                           formats=tuple(f.strip() for f in args.formats.split(",")), commands=args.commands)
+                           formats=tuple(f.strip() for f in args.formats.split(",")), commands=args.commands,
+                           keep_fp32=not args.no_fp32)
     print(report.table())
     return 0
 
@@ -122,6 +130,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, help="parallel processes (default: all cores)")
     s.set_defaults(func=_cmd_synth)
 
+    pr = sub.add_parser("pair", help="join a word checkpoint and a speaker checkpoint into one two-encoder checkpoint",
+                        description="When one shared trunk cannot serve both words and voices well, ship two small\n"
+                        "encoders in one graph: the word encoder of WORD and the speaker encoder of SPEAKER.\n"
+                        "example: edge-meta pair runs/default/best.pt runs/default_voice/last.pt "
+                        "--out runs/default_pair/best.pt", formatter_class=argparse.RawDescriptionHelpFormatter)
+    pr.add_argument("word", help="checkpoint whose encoder and learner serve the words")
+    pr.add_argument("speaker", help="checkpoint with a speaker projection (stage 2: export/recipes/default_voice.toml)")
+    pr.add_argument("--out", required=True, help="where the joined checkpoint goes")
+    pr.set_defaults(func=_cmd_pair)
+
     e = sub.add_parser("export", help="turn a checkpoint into a device bundle (fp32 + int8 ONNX, heads, manifest)")
     e.add_argument("checkpoint", help="a .pt file written by 'edge-meta train'")
     e.add_argument("--out", required=True, help="bundle directory to create")
@@ -135,6 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--fsdd", default="../shared/data/fsdd",
                    help="FSDD folder: its few-shot numbers (300 episodes) go into the manifest's provenance")
     e.add_argument("--no-bench", action="store_true", help="skip the FSDD numbers at export")
+    e.add_argument("--no-fp32", action="store_true", help="leave the fp32 reference graph out of the bundle (the "
+                   "report still measures int8 against it): what the shipped default does to stay small")
     e.add_argument("--commands", help="a command language model checkpoint (python -m edge_meta.train.command_train) "
                    "to ship in the bundle's commands/ folder")
     e.set_defaults(func=_cmd_export)

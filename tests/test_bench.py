@@ -35,12 +35,12 @@ def test_fsdd_bench_on_the_shipped_bundle(fsdd_dir):
 
     result = run_bench(None, fsdd_dir, episodes=60, baseline=False, verbose=False)
     rows = result.rows
-    assert {"edge-meta ONNX fp32", "edge-meta ONNX int8"} <= set(rows)
+    assert {"edge-meta ONNX int8", "edge-meta TFLite int8"} <= set(rows)  # the default ships int8 only
     for row in rows.values():
         assert set(row) == {"own 1-shot", "own 5-shot", "household 1-shot", "household 5-shot"}
         assert row["own 5-shot"].mean > row["household 1-shot"].mean > 0.2  # well above chance (0.1)
-    fp32, int8 = rows["edge-meta ONNX fp32"], rows["edge-meta ONNX int8"]
-    assert abs(fp32["own 5-shot"].mean - int8["own 5-shot"].mean) < 0.03
+    onnx, tflite = rows["edge-meta ONNX int8"], rows["edge-meta TFLite int8"]
+    assert abs(onnx["own 5-shot"].mean - tflite["own 5-shot"].mean) < 0.03
     assert result.cost["bundle bytes"] < 1_000_000
     assert "| edge-meta ONNX int8 |" in result.table()
 

@@ -117,8 +117,10 @@ def _noise_windows(paths: list[Path], window: int) -> np.ndarray:
 
 def export_bundle(checkpoint: str | Path, out: str | Path, calibration: str | Path, tar: bool = False,
                   fsdd: str | Path | None = None, activations: str = "u8", formats: tuple[str, ...] = ("onnx", "tflite"),
-                  progress: bool = True, commands: str | Path | None = None) -> ExportReport:
-    """Checkpoint -> verified bundle directory (and .tar); TFLite is skipped with a note when litert-torch is missing."""
+                  progress: bool = True, commands: str | Path | None = None, keep_fp32: bool = True) -> ExportReport:
+    """Checkpoint -> verified bundle directory (and .tar); TFLite is skipped with a note when litert-torch is missing.
+    ``keep_fp32=False`` measures everything against the fp32 graph but leaves it out of the bundle: a device
+    runs int8, and the shipped default must stay small."""
     from tqdm import tqdm
 
     from edge_meta.export.onnx_export import INPUT_NAME, export_head_graph, export_onnx
@@ -225,6 +227,10 @@ def export_bundle(checkpoint: str | Path, out: str | Path, calibration: str | Pa
                 f"{system} {proto}": round(e.mean, 4) for system, row in bench.rows.items() for proto, e in row.items()}
             write_manifest(stage, manifest)
             step("fsdd bench")
+        if not keep_fp32:
+            (stage / files[0]["file"]).unlink()
+            manifest["encoder"]["files"] = files[1:]
+            write_manifest(stage, manifest)
         if out.exists():
             shutil.rmtree(out)
         shutil.copytree(stage, out)
