@@ -6,8 +6,8 @@
 libFuzzer mutates whole files, starting from real ones (an FSDD WAV, a FLAC take, a float WAV; the
 shipped bundle's manifest.json; an exported profile), steered by the branches of edge_meta it reaches
 (instrumented). Each input is counted like benchmarks/fuzz.py counts a case, nothing is raised to
-libFuzzer, so a crash does not stop the run; the tally is written to the JSON file when the last run
-ends (libFuzzer then exits the process). New inputs libFuzzer keeps go to the corpus folder. benchmarks/fuzz.py --engine atheris runs this for each target.
+libFuzzer, so a crash does not stop the run, except running out of memory, which libFuzzer itself
+detects and ends the process for. The tally is written to the JSON file every 50 runs and after the last. New inputs libFuzzer keeps go to the corpus folder. benchmarks/fuzz.py --engine atheris runs this for each target.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from edge_meta.bundle import MANIFEST  # noqa: E402
 from edge_meta.resources import default_bundle_path, samples_path  # noqa: E402
 
 TIMEOUT_S = 10.0
+RSS_LIMIT_MB = 2048  # libFuzzer stops the run when the process grows past this: benchmarks/fuzz.py counts it as a crash
 
 
 def seeds(target: str) -> list[bytes]:
@@ -89,7 +90,7 @@ def main() -> None:
             signal.setitimer(signal.ITIMER_REAL, 0)
         slowest[0] = max(slowest[0], time.monotonic() - t)
         n = sum(tally.values())
-        if n % 500 == 0 or n >= cases:
+        if n % 50 == 0 or n >= cases:
             out.write_text(json.dumps({"outcomes": tally, "crashes": crashes, "seconds": time.monotonic() - start,
                                        "slowest_s": slowest[0]}))
 
@@ -98,7 +99,7 @@ def main() -> None:
         (corpus / f"seed{i}").write_bytes(seed)
     max_len = max(len(s) for s in seeds(target)) + 4096
     atheris.Setup([sys.argv[0], f"-runs={cases}", "-timeout=0", f"-max_len={max_len}", "-seed=1",
-                   "-print_final_stats=1", str(corpus)], one)
+                   f"-rss_limit_mb={RSS_LIMIT_MB}", f"-artifact_prefix={corpus}/", "-print_final_stats=1", str(corpus)], one)
     atheris.Fuzz()
 
 
