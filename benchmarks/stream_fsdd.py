@@ -40,7 +40,7 @@ from device_results import stamp, write_section  # noqa: E402
 
 SR = 16000
 SPEAKERS = ("george", "jackson", "lucas", "nicolas", "theo", "yweweler")
-OFFSETS = np.round(np.arange(-0.20, 0.1001, 0.005), 3)
+OFFSETS = np.round(np.arange(-0.20, 0.3001, 0.005), 3)
 SOURCES = ("the speaker's other digits", "other speakers' digits", "Speech Commands and Arabic words", "noise", "pauses")
 
 
