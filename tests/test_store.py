@@ -167,7 +167,11 @@ def test_profile_round_trip_moves_a_user_to_another_store(tmp_path, fsdd_dir):
         rt.enroll_word("one", takes(fsdd_dir, 1, "lucas", range(3)), user="lucas", keep_audio=False)
         rt.enroll_voice("lucas", sentences(fsdd_dir, "lucas"))
         rt.enroll_word("four", takes(fsdd_dir, 4, "theo", range(3)), user="theo")
+        victim = tmp_path / "victim.txt"
+        victim.write_text("keep me")
+        (tmp_path / "lucas.json.part").symlink_to(victim)  # planted where the export writes first: not followed
         counts = export_profile(rt.store, tmp_path / "lucas.json", user="lucas")
+        assert victim.read_text() == "keep me" and not (tmp_path / "lucas.json.part").exists()
         words = {w.label: w for w in rt.store.words()}
     assert counts == {"users": 1, "words": 2, "voices": 1}
     assert stat.S_IMODE((tmp_path / "lucas.json").stat().st_mode) == 0o600

@@ -68,9 +68,12 @@ def export_profile(store: ProfileStore, path: str | Path, user: str | None = Non
     path = Path(path)
     tmp = path.with_name(path.name + ".part")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        tmp.unlink(missing_ok=True)  # a stale .part (or a link planted there) is removed, never followed
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(doc, f)
+            f.flush()
+            os.fsync(f.fileno())
         tmp.replace(path)
     except OSError as exc:
         raise StoreError(f"{path}: cannot write the profile ({exc.strerror})", "check the folder and free space") from None
