@@ -8,7 +8,8 @@ and valid), "typed" (refused with AudioError / BundleError / StoreError), "crash
 or an accepted result that breaks the contract) or "hang" (over the limit). Crashes are grouped by
 exception and the innermost edge_meta frame, with one example each. ``--write`` replaces the
 "fuzz" part of the reliability section of benchmarks/RESULTS.md. ``--engine atheris`` (or ``both``)
-also runs benchmarks/fuzz_atheris.py: coverage-guided byte mutation of real files with libFuzzer.
+also runs benchmarks/fuzz_atheris.py: coverage-guided byte mutation of real files with libFuzzer
+(`.venv/bin/pip install atheris` first: a benchmark-only tool, so not in the package's extras).
 """
 
 from __future__ import annotations
