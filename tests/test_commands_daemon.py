@@ -54,6 +54,7 @@ def test_daemon_turns_spoken_words_into_commands(spoken):
     with Runtime.open(store=store) as rt:
         for w, paths in takes.items():
             rt.enroll_word(w, paths)
+        assert rt.command_decoder() is None  # command events are opt-in: none before a phrasing is enrolled
         profile = rt.enroll_command(["kitchen lights off", "lights on"])
         assert [e.command.name for e in profile.examples] == ["lights_off(room=kitchen)", "lights_on"]
     r = subprocess.run([sys.executable, "-m", "edge_meta.cli", "device", "run", "--input", str(stream), "--store",

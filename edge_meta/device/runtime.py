@@ -354,10 +354,12 @@ class Runtime:
 
     def command_decoder(self) -> "CommandDecoder | None":
         """A decoder from word detections to commands over the enrolled words, adapted to every user's examples
-        (one household profile); None when the bundle has no command model."""
-        if self.commands is None:
+        (one household profile); None when the bundle has no command model or nobody enrolled a command:
+        command events are opt-in, so a household that only enrolled words gets only word events."""
+        profiles = self.store.command_profiles()
+        if not profiles or self.commands is None:
             return None
-        examples = [e for text in self.store.command_profiles().values() for e in CommandProfile.from_json(text).examples]
+        examples = [e for text in profiles.values() for e in CommandProfile.from_json(text).examples]
         labels = sorted({label for label, _ in self.vocabulary()[0].keys})
         # detection scores are calibrated thresholds, not probabilities: the channel reads only the error rates
         return self.commands.decoder(labels, CommandProfile(examples), channel=ChannelModel(score_weight=0.0))
