@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from edge_meta.metrics import fewshot_accuracy
 from edge_meta.train.augment import Augmenter
 from edge_meta.train.config import TrainConfig
 from edge_meta.train.data import ClipBank, build_bank, load_noise
+from edge_meta.train.distributed import Distributed
 from edge_meta.train.encoders import build_encoder, count_parameters
 from edge_meta.train.frontend_torch import LogMelTorch
 from edge_meta.train.learners import Learner, build_learner
@@ -99,12 +101,32 @@ def embed_all(encoder: torch.nn.Module, frontend: LogMelTorch, bank: ClipBank, d
     return np.concatenate(out) if out else np.zeros((0, encoder.embed_dim), np.float32)
 
 
+class EpisodeObjective(torch.nn.Module):
+    """One training step's loss as a module's forward, so DistributedDataParallel can wrap it: the
+    learner's episode loss plus the weighted speaker-episode loss."""
+
+    def __init__(self, learner: Learner, speaker: SpeakerObjective | None, n_way: int, speaker_n_way: int,
+                 speaker_weight: float) -> None:
+        super().__init__()
+        self.learner, self.speaker = learner, speaker
+        self.n_way, self.speaker_n_way, self.speaker_weight = n_way, speaker_n_way, speaker_weight
+
+    def forward(self, word: tuple[torch.Tensor, ...], voice: tuple[torch.Tensor, ...] | None):
+        result = self.learner.episode_loss(*word, self.n_way)
+        loss = result.loss
+        if self.speaker is not None and voice is not None:
+            loss = loss + self.speaker_weight * self.speaker.episode_loss(self.learner.encoder, *voice,
+                                                                          self.speaker_n_way).loss
+        return loss, result.loss.detach(), result.accuracy
+
+
 class Trainer:
     def __init__(self, config: TrainConfig, progress: bool = True) -> None:
         self.cfg = config
-        self.progress = progress
+        self.dist = Distributed.from_env()
+        self.progress = progress and self.dist.main
         self.out = Path(config.out)
-        self.device = pick_device(config.device)
+        self.device = self.dist.device(pick_device(config.device))
         torch.manual_seed(config.seed)
         self.frontend = LogMelTorch(config.frontend).to(self.device)
         encoder = build_encoder(config.encoder.name, n_mels=config.frontend.n_mels, **config.encoder.options)
@@ -119,6 +141,8 @@ class Trainer:
         self.trainable = torch.nn.ModuleList([self.learner] + ([self.speaker] if self.speaker else []))
         self.trainable.to(memory_format=torch.channels_last)  # ~1.6x faster convolutions on CPU (oneDNN), same maths
         self.optimizer = torch.optim.AdamW(param_groups(self.trainable, config.optim.weight_decay), lr=config.optim.lr)
+        self.objective = self.dist.wrap(EpisodeObjective(self.learner, self.speaker, config.episodes.n_way,
+                                                         config.speaker.n_way, config.speaker.weight))
         self.step = 0
         self.best_val = -1.0
         self.episodes_per_s = 0.0
@@ -126,28 +150,33 @@ class Trainer:
     # -- data ---------------------------------------------------------------------------------
     def prepare_data(self) -> None:
         cfg = self.cfg
+        if not self.dist.main:
+            self.dist.barrier()  # rank 0 reads the corpora and writes the caches first
         if cfg.synth and cfg.synth.vocabulary:
             from edge_meta.train.synth import build_cache
 
             build_cache(cfg.synth.vocabulary, cfg.synth.out, cfg.synth.voices_per_word, cfg.synth.takes,
                         seed=cfg.seed, progress=self.progress)
         self.bank = build_bank(cfg.corpora, cfg.frontend.window_samples, Path(cfg.cache_dir), self.progress)
+        if self.dist.main:
+            self.dist.barrier()
+        seed = cfg.seed + 1000 * self.dist.rank  # every process draws its own episodes
         e = cfg.episodes
         synthetic_clip = self.bank.synthetic[self.bank.labels]
         train = ~self.bank.validation
-        self.real = SubsetSampler.over(self.bank, train & ~synthetic_clip, e.n_way, e.k_shot, e.q_query, e.mode, cfg.seed)
-        self.synth = SubsetSampler.over(self.bank, train & synthetic_clip, e.n_way, e.k_shot, e.q_query, "any", cfg.seed + 1)
+        self.real = SubsetSampler.over(self.bank, train & ~synthetic_clip, e.n_way, e.k_shot, e.q_query, e.mode, seed)
+        self.synth = SubsetSampler.over(self.bank, train & synthetic_clip, e.n_way, e.k_shot, e.q_query, "any", seed + 1)
         if self.real is None and self.synth is None:
             raise DataError("no training clips left after the validation split", "add corpora")
         if self.speaker:
             sp = cfg.speaker
             self.real_voices = SubsetSampler.over(self.bank, train & ~synthetic_clip, sp.n_way, sp.k_shot, sp.q_query,
-                                                  "any", cfg.seed + 3, classes="speaker")
+                                                  "any", seed + 3, classes="speaker")
             self.synth_voices = SubsetSampler.over(self.bank, train & synthetic_clip, sp.n_way, sp.k_shot, sp.q_query,
-                                                   "any", cfg.seed + 4, classes="speaker")
+                                                   "any", seed + 4, classes="speaker")
         self.val = self.bank.subset(self.bank.validation)
-        self.augmenter = Augmenter(cfg.augment, load_noise(cfg.corpora), cfg.frontend.sample_rate, cfg.seed)
-        self.rng = np.random.default_rng(cfg.seed + 2)
+        self.augmenter = Augmenter(cfg.augment, load_noise(cfg.corpora), cfg.frontend.sample_rate, seed)
+        self.rng = np.random.default_rng(seed + 2)
 
     def _next_episode(self):
         use_real = self.synth is None or (self.real is not None and self.rng.random() < self.cfg.episodes.real_ratio)
@@ -182,19 +211,15 @@ class Trainer:
     def train_step(self) -> tuple[float, float]:
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr_at(self.step)
-        s, sy, q, qy = self._episode_tensors(self._next_episode())
-        result = self.learner.episode_loss(s, sy, q, qy, self.cfg.episodes.n_way)
-        loss = result.loss
-        if self.speaker:
-            s, sy, q, qy = self._episode_tensors(self._next_voice_episode())
-            voice = self.speaker.episode_loss(self.learner.encoder, s, sy, q, qy, self.cfg.speaker.n_way)
-            loss = loss + self.cfg.speaker.weight * voice.loss
+        word = self._episode_tensors(self._next_episode())
+        voice = self._episode_tensors(self._next_voice_episode()) if self.speaker else None
+        loss, word_loss, accuracy = self.objective(word, voice)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.trainable.parameters(), self.cfg.optim.grad_clip)
         self.optimizer.step()
         self.step += 1
-        return float(result.loss.detach()), result.accuracy
+        return float(word_loss), accuracy
 
     def validate(self) -> dict[str, float]:
         v = self.cfg.validation
@@ -220,12 +245,15 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         self.prepare_data()
         n_params = count_parameters(self.learner.encoder)
-        tqdm.write(f"device {self.device} ({resolve_precision(cfg.precision, self.device)}), encoder {cfg.encoder.name} ({n_params:,} parameters), "
-                   f"learner {cfg.learner.name}, {len(self.bank.clips):,} clips of {len(self.bank.class_names):,} classes "
-                   f"({int((~self.bank.validation).sum()):,} train / {len(self.val.clips):,} held-out speakers)")
+        if self.dist.main:
+            tqdm.write(f"device {self.device} ({resolve_precision(cfg.precision, self.device)}), encoder {cfg.encoder.name} ({n_params:,} parameters), "
+                       f"learner {cfg.learner.name}, {len(self.bank.clips):,} clips of {len(self.bank.class_names):,} classes "
+                       f"({int((~self.bank.validation).sum()):,} train / {len(self.val.clips):,} held-out speakers)")
+        if self.dist.world > 1 and self.dist.main:
+            tqdm.write(f"{self.dist.world} processes (DistributedDataParallel), each drawing its own episodes")
         log_path = self.out / "log.csv"
         new_log = not log_path.exists() or self.step == 0
-        log = open(log_path, "w" if new_log else "a", newline="")
+        log = open(log_path if self.dist.main else os.devnull, "w" if new_log else "a", newline="")
         writer = csv.writer(log)
         if new_log:
             writer.writerow(["step", "loss", "train_acc", "lr", "episodes_per_s", "val"])
@@ -242,7 +270,7 @@ class Trainer:
                     bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}", acc=f"{np.mean(accs[-50:]):.3f}",
                                     eps=f"{rate:.2f}/s", val=f"{self.best_val:.3f}")
                 val = {}
-                if self.step % cfg.validation.every == 0 or self.step == cfg.optim.steps:
+                if self.dist.main and (self.step % cfg.validation.every == 0 or self.step == cfg.optim.steps):
                     val = self.validate()
                     score = float(np.mean(list(val.values()))) if val else -self.step
                     tqdm.write(f"step {self.step}: loss {np.mean(losses[-100:]):.3f} "
@@ -258,6 +286,8 @@ class Trainer:
             bar.close()
             log.close()
         self.episodes_per_s = (self.step - n0) / max(1e-9, time.perf_counter() - t0)
+        self.dist.barrier()  # the other processes wait for rank 0's last checkpoint
+        self.dist.close()
         return self.out / "best.pt"
 
     # -- checkpoints ----------------------------------------------------------------------------
@@ -273,6 +303,7 @@ class Trainer:
             "validation": val,
             "classes": len(self.bank.class_names),
             "corpora": [c.path for c in self.cfg.corpora],
+            "processes": self.dist.world,
         }
         tmp = path.with_suffix(".part")
         torch.save(state, tmp)
