@@ -40,6 +40,10 @@ def test_training_writes_checkpoints_logs_and_the_loss_falls(tiny_run):
     assert losses[-20:].mean() < losses[:10].mean() - 0.1
     assert 0.2 < trainer.best_val <= 1.0
     assert "val_speaker_1-eer" in (out / "log.csv").read_text()
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # the [train] extra has it
+
+    events = EventAccumulator(str(out / "tensorboard")).Reload()
+    assert len(events.Scalars("train/loss")) == 60 and len(events.Scalars("val/val_5way_1shot")) == 2
 
 
 def test_resume_continues_from_the_last_checkpoint(tiny_run):

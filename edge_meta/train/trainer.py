@@ -101,6 +101,15 @@ def embed_all(encoder: torch.nn.Module, frontend: LogMelTorch, bank: ClipBank, d
     return np.concatenate(out) if out else np.zeros((0, encoder.embed_dim), np.float32)
 
 
+def tensorboard_writer(folder: Path):
+    """TensorBoard event files beside log.csv when tensorboard is installed (`tensorboard --logdir runs/`)."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(str(folder))
+
+
 class EpisodeObjective(torch.nn.Module):
     """One training step's loss as a module's forward, so DistributedDataParallel can wrap it: the
     learner's episode loss plus the weighted speaker-episode loss."""
@@ -257,6 +266,7 @@ class Trainer:
         writer = csv.writer(log)
         if new_log:
             writer.writerow(["step", "loss", "train_acc", "lr", "episodes_per_s", "val"])
+        board = tensorboard_writer(self.out / "tensorboard") if self.dist.main else None
         bar = tqdm(total=cfg.optim.steps, initial=self.step, desc="meta-training", unit="ep", disable=not self.progress)
         losses, accs, t0, n0 = [], [], time.perf_counter(), self.step
         try:
@@ -282,9 +292,15 @@ class Trainer:
                 writer.writerow([self.step, f"{loss:.5f}", f"{acc:.4f}", f"{self.lr_at(self.step):.6f}",
                                  f"{rate:.3f}", " ".join(f"{k}={v:.4f}" for k, v in val.items())])
                 log.flush()
+                if board is not None:
+                    for name, value in (("train/loss", loss), ("train/accuracy", acc), ("train/lr", self.lr_at(self.step)),
+                                        ("train/episodes_per_s", rate), *((f"val/{k}", v) for k, v in val.items())):
+                        board.add_scalar(name, value, self.step)
         finally:
             bar.close()
             log.close()
+            if board is not None:
+                board.close()
         self.episodes_per_s = (self.step - n0) / max(1e-9, time.perf_counter() - t0)
         self.dist.barrier()  # the other processes wait for rank 0's last checkpoint
         self.dist.close()
