@@ -72,3 +72,40 @@ def episodes(real_features):
                    torch.from_numpy(feats[ep.query]), torch.from_numpy(ep.query_y))
 
     return make
+
+
+@pytest.fixture()
+def tiny_recipe(tmp_path, gsc_dir):
+    """Writes a recipe for a tiny DS-CNN on real Speech Commands clips (seconds of CPU) and returns its path."""
+
+    def write(out: Path, steps: int, seed: int = 1) -> Path:
+        recipe = tmp_path / f"{out.name}.toml"
+        recipe.write_text(f"""
+out = "{out}"
+cache_dir = "{tmp_path / 'cache'}"
+seed = {seed}
+[[corpora]]
+path = "{gsc_dir}"
+exclude_eval_words = true
+[encoder]
+name = "dscnn"
+channels = 16
+embed_dim = 32
+[episodes]
+n_way = 5
+k_shot = 2
+q_query = 3
+real_ratio = 1.0
+[optim]
+steps = {steps}
+lr = 0.005
+warmup = 2
+[validation]
+every = {steps}
+episodes = 10
+n_way = 5
+shots = [1]
+""")
+        return recipe
+
+    return write

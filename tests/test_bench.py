@@ -45,7 +45,7 @@ def test_fsdd_bench_on_the_shipped_bundle(fsdd_dir):
     assert "| edge-meta ONNX int8 |" in result.table()
 
 
-def test_learners_table_end_to_end(tmp_path, gsc_dir, fsdd_dir):
+def test_learners_table_end_to_end(tmp_path, gsc_dir, fsdd_dir, tiny_recipe):
     """Three learners (numpy head, fine-tuned head, ONNX-graph head) from one tiny encoder, through export."""
     import torch
 
@@ -53,29 +53,7 @@ def test_learners_table_end_to_end(tmp_path, gsc_dir, fsdd_dir):
     from edge_meta.train.trainer import Trainer
 
     torch.set_num_threads(1)
-    recipe = tmp_path / "tiny.toml"
-    recipe.write_text(f"""
-out = "{tmp_path / 'base'}"
-cache_dir = "{tmp_path / 'cache'}"
-[[corpora]]
-path = "{gsc_dir}"
-exclude_eval_words = true
-[encoder]
-channels = 16
-embed_dim = 32
-[episodes]
-n_way = 5
-k_shot = 2
-q_query = 3
-real_ratio = 1.0
-[optim]
-steps = 20
-[validation]
-every = 20
-episodes = 10
-n_way = 5
-shots = [1]
-""")
+    recipe = tiny_recipe(tmp_path / "base", steps=20)
     from edge_meta.train.config import load_config
 
     Trainer(load_config(recipe), progress=False).run()

@@ -8,35 +8,9 @@ import sys
 import torch
 
 
-def test_torchrun_two_processes_train_one_model(tmp_path, gsc_dir):
+def test_torchrun_two_processes_train_one_model(tmp_path, tiny_recipe):
     out = tmp_path / "run"
-    config = tmp_path / "tiny.toml"
-    config.write_text(f"""
-out = "{out}"
-cache_dir = "{tmp_path / 'cache'}"
-seed = 3
-[[corpora]]
-path = "{gsc_dir}"
-exclude_eval_words = true
-[encoder]
-name = "dscnn"
-channels = 16
-embed_dim = 32
-[episodes]
-n_way = 5
-k_shot = 2
-q_query = 3
-real_ratio = 1.0
-[optim]
-steps = 12
-lr = 0.005
-warmup = 2
-[validation]
-every = 12
-episodes = 10
-n_way = 5
-shots = [1]
-""")
+    config = tiny_recipe(out, steps=12, seed=3)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                         "-m", "edge_meta.cli", "train", "--config", str(config)],
