@@ -121,7 +121,7 @@ def test_profiles_from_the_shell(tmp_path, takes, fsdd_dir):
     assert listing["voices"][0]["takes"] == 3
     assert edge_meta("device", "export-profile", tmp_path / "lucas.json", "--user", "lucas", "--store", store).returncode == 0
     r = edge_meta("device", "import-profile", tmp_path / "lucas.json", "--store", other)
-    assert r.returncode == 0 and "imported 1 words, 1 voices of 1 users" in r.stdout
+    assert r.returncode == 0 and "imported 1 words, 1 voices, 0 command phrasings of 1 users" in r.stdout
     _refused(edge_meta("device", "forget-user", "lucas", "--store", other), "add --yes")
     r = edge_meta("device", "forget-user", "lucas", "--yes", "--store", other)
     assert r.returncode == 0 and "1 words and 1 voices deleted" in r.stdout

@@ -167,18 +167,21 @@ def test_profile_round_trip_moves_a_user_to_another_store(tmp_path, fsdd_dir):
         rt.enroll_word("one", takes(fsdd_dir, 1, "lucas", range(3)), user="lucas", keep_audio=False)
         rt.enroll_voice("lucas", sentences(fsdd_dir, "lucas"))
         rt.enroll_word("four", takes(fsdd_dir, 4, "theo", range(3)), user="theo")
+        rt.enroll_command(["turn the porch lights off"], user="lucas")
+        rt.enroll_command(["lights on"], user="theo")
         victim = tmp_path / "victim.txt"
         victim.write_text("keep me")
         (tmp_path / "lucas.json.part").symlink_to(victim)  # planted where the export writes first: not followed
         counts = export_profile(rt.store, tmp_path / "lucas.json", user="lucas")
         assert victim.read_text() == "keep me" and not (tmp_path / "lucas.json.part").exists()
         words = {w.label: w for w in rt.store.words()}
-    assert counts == {"users": 1, "words": 2, "voices": 1}
+    assert counts == {"users": 1, "words": 2, "voices": 1, "command profiles": 1}
     assert stat.S_IMODE((tmp_path / "lucas.json").stat().st_mode) == 0o600
     doc = json.loads((tmp_path / "lucas.json").read_text())
     assert doc["format"] == "edge-meta-profile" and doc["version"] == 1
     with Runtime.open(store=tmp_path / "b.db") as rt:
         assert rt.import_profile(tmp_path / "lucas.json") == counts
+        assert list(rt.store.command_profiles()) == ["lucas"] and "porch" in rt.store.command_profiles()["lucas"]
         got = {w.label: w for w in rt.store.words()}
         assert set(got) == {"seven", "one"}
         np.testing.assert_allclose(got["seven"].embeddings, words["seven"].embeddings)
@@ -202,12 +205,14 @@ def _corrupt(doc: dict, how: str) -> dict:
         doc["words"][0]["label"] = "\x1b[2J"
     elif how == "extra":
         take["pickle"] = "gASV"
+    elif how == "command":
+        doc["commands"] = [{"user": "lucas", "examples": [{"words": ["lights", "on"], "command": "lights_on"}]}]
     return doc
 
 
 @pytest.mark.parametrize("how, needle", [("version", "newer than this edge-meta"), ("base64", "not valid base64"),
                                          ("nan", "NaN"), ("rate", "sample_rate"), ("label", "label"),
-                                         ("extra", "expected exactly")])
+                                         ("extra", "expected exactly"), ("command", r"commands\[0\]\.examples")])
 def test_a_bad_profile_file_is_refused_and_nothing_imported(tmp_path, fsdd_dir, how, needle):
     with Runtime.open(store=tmp_path / "a.db") as rt:
         rt.enroll_word("seven", takes(fsdd_dir, 7, "lucas", range(2)), user="lucas")
@@ -217,7 +222,7 @@ def test_a_bad_profile_file_is_refused_and_nothing_imported(tmp_path, fsdd_dir, 
     store = ProfileStore(tmp_path / "b.db")
     with pytest.raises(StoreError, match=needle):
         import_profile(store, bad)
-    assert store.words() == [] and store.users() == []
+    assert store.words() == [] and store.users() == [] and store.command_profiles() == {}
 
 
 def test_not_a_profile_file(tmp_path):

@@ -200,7 +200,8 @@ def _export(args: argparse.Namespace) -> int:
 
     with _open(args) as rt:
         n = export_profile(rt.store, args.file, args.user)
-    print(f"exported {n['words']} words, {n['voices']} voices of {n['users']} users to {args.file} (keep it private: "
+    print(f"exported {n['words']} words, {n['voices']} voices, {n['command profiles']} command phrasings of "
+          f"{n['users']} users to {args.file} (keep it private: "
           "it holds voice recordings)")
     return 0
 
@@ -208,7 +209,8 @@ def _export(args: argparse.Namespace) -> int:
 def _import(args: argparse.Namespace) -> int:
     with _open(args) as rt:
         n = rt.import_profile(args.file)
-    print(f"imported {n['words']} words, {n['voices']} voices of {n['users']} users from {args.file}")
+    print(f"imported {n['words']} words, {n['voices']} voices, {n['command profiles']} command phrasings of "
+          f"{n['users']} users from {args.file}")
     return 0
 
 

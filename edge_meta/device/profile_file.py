@@ -7,11 +7,13 @@ Format "edge-meta-profile", version 1: a UTF-8 JSON object
      "users": ["alice"],
      "words": [{"label": "lights on", "user": "alice", "speaker": null, "threshold": 0.91,
                 "false_accept": 0.01, "takes": [TAKE, ...]}],
-     "voices": [{"user": "alice", "threshold": 0.62, "takes": [TAKE, ...]}]}
+     "voices": [{"user": "alice", "threshold": 0.62, "takes": [TAKE, ...]}],
+     "commands": [{"user": "alice", "examples": [{"words": ["lights", "on"], "command": {...}}]}]}
 
     TAKE = {"bundle_id": "...", "embedding": BASE64(float32 little-endian),
             "audio": BASE64(int16 little-endian mono PCM) or null, "sample_rate": 16000}
 
+``commands`` (a user's example command phrasings) is optional, so files from before it still import.
 Import checks every field (types, lengths, finite numbers, one embedding size per entry, decodable
 base64, 16 kHz audio) before it writes anything, then adds everything in one transaction, replacing
 words and voices with the same (label, user) / user. Takes embedded by another bundle are re-embedded
@@ -60,11 +62,13 @@ def export_profile(store: ProfileStore, path: str | Path, user: str | None = Non
         if user is None or owner == user:
             voices.append({"user": owner, "threshold": threshold,
                            "takes": _takes(store, "voice_takes", "voice_id", voice_id)})
+    commands = [{"user": owner, "examples": json.loads(text)["examples"]}
+                for owner, text in store.command_profiles().items() if user is None or owner == user]
     users = [u for u in store.users() if user is None or u == user]
     if user is not None and not users:
         raise StoreError(f"no user {user!r} in {store.path}", "see the users with `edge-meta device list`")
     doc = {"format": FORMAT, "version": VERSION, "exported": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-           "bundle_id": store.bundle_id, "users": users, "words": words, "voices": voices}
+           "bundle_id": store.bundle_id, "users": users, "words": words, "voices": voices, "commands": commands}
     path = Path(path)
     tmp = path.with_name(path.name + ".part")
     try:
@@ -77,7 +81,7 @@ def export_profile(store: ProfileStore, path: str | Path, user: str | None = Non
         tmp.replace(path)
     except OSError as exc:
         raise StoreError(f"{path}: cannot write the profile ({exc.strerror})", "check the folder and free space") from None
-    return {"users": len(users), "words": len(words), "voices": len(voices)}
+    return {"users": len(users), "words": len(words), "voices": len(voices), "command profiles": len(commands)}
 
 
 def _takes(store: ProfileStore, table: str, owner: str, owner_id: int) -> list[dict]:
@@ -186,10 +190,30 @@ def read_profile(path: str | Path) -> dict:
             voices.append({"user": _name(v.get("user"), f"{where}.user"),
                            "threshold": _number(v.get("threshold"), f"{where}.threshold", -1.0, 1.0),
                            "embeddings": emb, "bundle_ids": bundles, "audio": audio})
+        commands = _parse_commands(doc.get("commands", []))
     except _Invalid as exc:
         raise StoreError(f"{path}: invalid profile file ({exc})",
                          "export it again with `edge-meta device export-profile`; nothing was imported") from None
-    return {"users": users, "words": words, "voices": voices}
+    return {"users": users, "words": words, "voices": voices, "commands": commands}
+
+
+def _parse_commands(value: Any) -> dict[str, str]:
+    """user -> the JSON of their `CommandProfile`, each example parsed as the device will parse it."""
+    from edge_meta.device.commands import CommandProfile
+
+    _need(isinstance(value, list), "commands", "expected a list")
+    out = {}
+    for i, entry in enumerate(value):
+        where = f"commands[{i}]"
+        _need(isinstance(entry, dict) and isinstance(entry.get("examples"), list), where,
+              "expected an object with a list of examples")
+        text = json.dumps({"examples": entry["examples"]})
+        try:
+            CommandProfile.from_json(text)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise _Invalid(f"{where}.examples: {type(exc).__name__} {str(exc)[:100]}") from None
+        out[_name(entry.get("user"), f"{where}.user", allow_empty=True)] = text
+    return out
 
 
 def import_profile(store: ProfileStore, path: str | Path) -> dict[str, int]:
@@ -219,4 +243,7 @@ def write_profile(store: ProfileStore, doc: dict) -> dict[str, int]:
                            SAMPLE_RATE, speaker=w["speaker"], false_accept=w["false_accept"])
         for v in doc["voices"]:
             store.add_voice(v["user"], v["threshold"], v["embeddings"], v["bundle_ids"], v["audio"], SAMPLE_RATE)
-    return {"users": len(doc["users"]), "words": len(doc["words"]), "voices": len(doc["voices"])}
+        for user, text in doc["commands"].items():
+            store.set_command_profile(user, text)
+    return {"users": len(doc["users"]), "words": len(doc["words"]), "voices": len(doc["voices"]),
+            "command profiles": len(doc["commands"])}
