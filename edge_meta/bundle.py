@@ -28,6 +28,8 @@ from edge_meta.frontend import FrontendSpec, mel_filterbank
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
 MAX_MANIFEST_BYTES = 1 << 20
+MAX_BUNDLE_BYTES = 256 << 20  # what an archive may unpack to: a compressed one must not fill the disk
+MAX_BUNDLE_FILES = 1000
 REBUILD_HINT = "re-export it with `edge-meta export`, or reinstall the bundle you downloaded"
 
 
@@ -209,10 +211,16 @@ def _check_manifest(m: Any, label: Path) -> None:
 
 
 def _safe_extract(tar_path: Path, dest: Path) -> None:
-    """Extract regular files only; refuse absolute paths, '..', links and devices."""
+    """Extract regular files only; refuse absolute paths, '..', links, devices, and archives that would unpack to
+    more than a bundle can hold (checked on the headers, before anything is written)."""
     try:
         with tarfile.open(tar_path, "r:*") as tar:
-            for member in tar.getmembers():
+            members = tar.getmembers()
+            unpacked = sum(m.size for m in members if m.isfile())
+            if unpacked > MAX_BUNDLE_BYTES or len(members) > MAX_BUNDLE_FILES:
+                raise BundleError(f"{tar_path}: would unpack to {unpacked:,} bytes in {len(members)} entries, more than a "
+                                  f"bundle holds ({MAX_BUNDLE_BYTES >> 20} MB, {MAX_BUNDLE_FILES} files)", REBUILD_HINT)
+            for member in members:
                 parts = Path(member.name).parts
                 if member.name.startswith("/") or ".." in parts:
                     raise BundleError(f"{tar_path}: refuses the unsafe path {member.name!r}", REBUILD_HINT)

@@ -89,7 +89,7 @@ def test_missing_bundle_and_non_bundle_directory(tmp_path):
         Bundle.open(tmp_path)
 
 
-def test_tar_round_trip_and_unsafe_archives(bundle_dir, tmp_path):
+def test_tar_round_trip_and_unsafe_archives(bundle_dir, tmp_path, monkeypatch):
     tar_path = write_tar(bundle_dir, tmp_path / "b.tar")
     b = Bundle.open(tar_path)
     assert b.bundle_id == Bundle.open(bundle_dir).bundle_id
@@ -112,6 +112,15 @@ def test_tar_round_trip_and_unsafe_archives(bundle_dir, tmp_path):
         tar.addfile(info)
     with pytest.raises(BundleError, match="only regular files"):
         Bundle.open(linked)
+
+    import edge_meta.bundle as bundle_module  # a compressed archive that would unpack past the cap: refused first
+    gz = tmp_path / "bundle.tar.gz"
+    with tarfile.open(gz, "w:gz") as tar:
+        tar.add(bundle_dir, arcname=".")
+    Bundle.open(gz).close()
+    monkeypatch.setattr(bundle_module, "MAX_BUNDLE_BYTES", 5_000)  # the 10 KB encoder file is over it
+    with pytest.raises(BundleError, match="would unpack to"):
+        Bundle.open(gz)
 
     truncated = tmp_path / "trunc.tar"
     truncated.write_bytes(tar_path.read_bytes()[:700])
