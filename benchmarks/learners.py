@@ -17,7 +17,8 @@ import platform
 import sys
 import time
 
-from edge_meta.bench.learners import bench_learners, table
+from edge_meta.bench.learners import table
+from edge_meta.train.learner_bench import bench_learners
 from edge_meta.train.learners import LEARNERS
 from results_md import write_section
 

@@ -75,7 +75,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 def _cmd_bench(args: argparse.Namespace) -> int:
     if args.learners:
-        from edge_meta.bench.learners import bench_learners, table
+        from edge_meta.bench.learners import table
+        from edge_meta.train.learner_bench import bench_learners
         from edge_meta.train.learners import LEARNERS
 
         names = sorted(LEARNERS) if args.learners == "all" else [n.strip() for n in args.learners.split(",")]

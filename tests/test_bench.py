@@ -49,7 +49,8 @@ def test_learners_table_end_to_end(tmp_path, gsc_dir, fsdd_dir, tiny_recipe):
     """Three learners (numpy head, fine-tuned head, ONNX-graph head) from one tiny encoder, through export."""
     import torch
 
-    from edge_meta.bench.learners import bench_learners, table
+    from edge_meta.bench.learners import table
+    from edge_meta.train.learner_bench import bench_learners
     from edge_meta.train.trainer import Trainer
 
     torch.set_num_threads(1)

@@ -6,6 +6,7 @@ exercises the template path. The one real-peer smoke test skips when its venv is
 
 from __future__ import annotations
 
+import math
 import sys
 import textwrap
 from pathlib import Path
@@ -86,7 +87,7 @@ def test_worker_output_round_trip_and_cache(clips: list[str], fake_worker: Worke
     assert out.pooled.shape == (3, 2) and len(out.frames) == 3
     assert [len(f) for f in out.frames] == [40, 70, 130]  # 10 ms frames of 0.4 s (8 kHz, upsampled), 0.7 s, 1.3 s
     np.testing.assert_allclose(out.pooled, np.stack([f.mean(0) for f in out.frames]), rtol=1e-6)
-    assert out.model_bytes == 123 and out.latency_ms > 0 and out.peak_rss_bytes > 2**20
+    assert out.model_bytes == 123 and math.isfinite(out.latency_ms) and out.peak_rss_bytes > 2**20  # cost recorded
     assert out.info["package"] == "fake 1.0" and out.info["threads"] == "1"
     # Same clips, code and options: served from the cache, the interpreter is never started.
     cached = Worker("fake", Path("/nonexistent/python"), fake_worker.script, {"scale": "2"})
@@ -129,7 +130,7 @@ def test_template_head_runs_the_protocols_as_nearest_template() -> None:
 
     want = episode_accuracy(nearest, EpisodeSampler(labels, spk, 10, 1, 5, "own", 3), 40)
     assert got == want and got.mean > 0.5
-    assert m.match_ms > 0
+    assert math.isfinite(m.match_ms)  # the match cost is recorded (its size is the benchmark's business)
 
 
 def clustered(rng: np.random.Generator, labels: np.ndarray, spk: np.ndarray) -> np.ndarray:

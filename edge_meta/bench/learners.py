@@ -1,15 +1,10 @@
-"""`edge-meta bench --learners ...`: every meta-learner on the same data and episodes, one table.
-
-Meta-training eleven learners from scratch is a GPU job; on a CPU the comparison that fits is
-this one: each learner starts from the same meta-trained encoder (``--init``, the default
-checkpoint) and is meta-trained for the same number of episodes with the same episode shape; it is
-then exported (int8 ONNX encoder + its own head) and evaluated through its *device* head on FSDD:
-few-shot own/household, open set, speaker EER; plus training episodes/s and the head's size.
+"""`edge-meta bench --learners ...`, the torch-free half: a learner's exported bundle evaluated through its
+*device* head on FSDD (few-shot own/household, open set, speaker EER, head size), and the table.
+The training half is `edge_meta.train.learner_bench`.
 """
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,12 +15,6 @@ from edge_meta.device.backends import open_backend
 from edge_meta.device.heads import HEADS
 from edge_meta.frontend import LogMel
 from edge_meta.metrics import Estimate
-
-# Outer learning rates for fine-tuning a meta-trained encoder; Reptile's update is a small fraction
-# of its inner-loop displacement, so it needs a larger step to move at all.
-OUTER_LR = {"reptile": 1e-2}
-DEFAULT_LR = 1e-3
-
 
 @dataclass
 class LearnerRow:
@@ -63,37 +52,6 @@ def evaluate_bundle(bundle_dir: Path, data: FsddSet, episodes: int, seed: int) -
         return row
     finally:
         b.close()
-
-
-def bench_learners(names: list[str], config_path: str | Path, init: str | Path, steps: int, out_dir: str | Path,
-                   fsdd: str | Path, calibration: str | Path, episodes: int = 1000, seed: int = 0,
-                   progress: bool = True) -> dict[str, LearnerRow]:
-    import torch
-
-    from edge_meta.export.exporter import export_bundle
-    from edge_meta.train.config import LearnerConfig, load_config
-    from edge_meta.train.trainer import Trainer
-
-    base = load_config(config_path)
-    data = FsddSet.load(fsdd)
-    rows: dict[str, LearnerRow] = {}
-    for name in names:
-        cfg = copy.deepcopy(base)
-        cfg.learner = LearnerConfig(name)
-        cfg.init, cfg.out, cfg.synth = str(init), str(Path(out_dir) / name), None
-        cfg.episodes.n_way = min(cfg.episodes.n_way, 16)  # the model-based heads hold up to 16 words
-        cfg.optim.steps, cfg.optim.lr, cfg.optim.warmup = steps, OUTER_LR.get(name, DEFAULT_LR), max(1, steps // 10)
-        cfg.validation.every = steps
-        torch.manual_seed(seed)
-        trainer = Trainer(cfg, progress=progress)
-        trainer.run()
-        export_bundle(Path(cfg.out) / "last.pt", Path(cfg.out) / "bundle", calibration, formats=("onnx",),
-                      progress=False)
-        rows[name] = evaluate_bundle(Path(cfg.out) / "bundle", data, episodes, seed)
-        rows[name].episodes_per_s = trainer.episodes_per_s
-        if progress:
-            print(table({name: rows[name]}, episodes))
-    return rows
 
 
 def table(rows: dict[str, LearnerRow], episodes: int) -> str:
