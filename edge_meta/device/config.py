@@ -6,12 +6,12 @@ rather than silently ignored. Command-line options override the file.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from edge_meta.device.detector import DetectorConfig
+from edge_meta.config_file import read_toml
 from edge_meta.errors import ConfigError
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -58,13 +58,7 @@ def _fail(path: Path, where: str, problem: str, fix: str) -> ConfigError:
 
 
 def load_config(path: str | Path) -> DeviceConfig:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such config file", "give the path of a device.toml (example: device/device.toml)")
-    try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})", "compare it with device/device.toml") from None
+    doc = read_toml(path, "device/device.toml")
     cfg = DeviceConfig()
     known = set(SECTIONS) | {"detector", "commands"}
     for section in doc:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import math
 import time
-import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Callable
@@ -22,6 +21,7 @@ import torch
 
 from edge_meta.commands.grammar import Grammar, default_grammar
 from edge_meta.commands.vocabulary import Vocabulary
+from edge_meta.config_file import read_toml
 from edge_meta.errors import ConfigError
 from edge_meta.commands.users import held_out_users
 from edge_meta.train.command_episodes import EpisodeStream, draw_episode, encode_episodes, make_episode
@@ -52,13 +52,7 @@ class CommandTrainConfig:
 
 
 def load_train_config(path: str | Path) -> CommandTrainConfig:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file not found", "see export/recipes/commands.toml")
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    data = read_toml(path, "export/recipes/commands.toml")
     known = {f.name for f in fields(CommandTrainConfig)}
     unknown = sorted(set(data) - known)
     if unknown:

@@ -6,11 +6,11 @@ project root for the shipped recipes, which name ``../shared/data/...``).
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from edge_meta.config_file import read_toml
 from edge_meta.errors import ConfigError
 from edge_meta.frontend import FrontendSpec
 from edge_meta.train.augment import AugmentConfig
@@ -141,11 +141,4 @@ def config_from_dict(data: dict) -> TrainConfig:
 
 
 def load_config(path: str | Path) -> TrainConfig:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file not found", "see export/recipes/ for examples")
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-    return config_from_dict(data)
+    return config_from_dict(read_toml(path, "export/recipes/default.toml"))
