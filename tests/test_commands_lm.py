@@ -75,14 +75,14 @@ def test_onnx_graphs_and_numpy_statistics_match_torch(trained):
     user = held_out_users(grammar, 1, seed=5)[0]
     examples = [p.words for p in user.phrases(4, rng)]
     novel = vocab.assign_placeholders(examples)
-    tokens = model._tokens(examples, novel)
+    tokens = model.vocab.batch(examples, novel)
     with torch.no_grad():
         t = torch.from_numpy(tokens)[None]
         hidden = lm.hidden(t[..., :-1])
         stats = lm.statistics(hidden, t[..., 1:])[0].numpy()
         fast = lm.fast_weights(torch.from_numpy(stats)).numpy()
         queries = [p.words for p in user.phrases(6, rng)]
-        q = torch.from_numpy(model._tokens(queries, novel))
+        q = torch.from_numpy(model.vocab.batch(queries, novel))
         log_probs = torch.log_softmax(lm.logits(lm.hidden(q[None, :, :-1]), torch.from_numpy(fast)[None]), -1)[0]
         picked = log_probs.gather(-1, q[:, 1:, None])[..., 0]
         expected = torch.where(q[:, 1:] != 0, picked, 0.0).sum(1).numpy()

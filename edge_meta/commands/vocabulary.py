@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
+import numpy as np
+
 PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
 SPECIALS = (PAD, BOS, EOS, UNK)
 
@@ -57,6 +59,14 @@ class Vocabulary:
         novel = novel or {}
         ids = [self._index.get(w, self.first_placeholder + novel[w] if w in novel else self._index[UNK]) for w in words]
         return [self._index[BOS], *ids, self._index[EOS]]
+
+    def batch(self, phrases: Sequence[Sequence[str]], novel: dict[str, int] | None = None) -> np.ndarray:
+        """(N, T) int64 token ids of the encoded phrases, padded with <pad> to the longest."""
+        rows = [self.encode(p, novel) for p in phrases]
+        tokens = np.full((len(rows), max(map(len, rows))), self._index[PAD], dtype=np.int64)
+        for i, r in enumerate(rows):
+            tokens[i, : len(r)] = r
+        return tokens
 
     def to_dict(self) -> dict:
         return {"words": self.words, "placeholders": self.placeholders, "tokens": self.tokens}

@@ -107,13 +107,6 @@ class CommandModel:
         return cls(bundle.path_of(f"{FOLDER}/vocab.json").parent, threads)
 
     # -- language model --------------------------------------------------------------------------
-    def _tokens(self, phrases: Sequence[Sequence[str]], novel: dict[str, int]) -> np.ndarray:
-        rows = [self.vocab.encode(p, novel) for p in phrases]
-        tokens = np.full((len(rows), max(map(len, rows))), self.pad, dtype=np.int64)
-        for i, r in enumerate(rows):
-            tokens[i, : len(r)] = r
-        return tokens
-
     def _run(self, inputs: np.ndarray, adaptation: Adaptation | None) -> tuple[np.ndarray, np.ndarray]:
         v, h = len(self.vocab), self.hidden_size
         fast_w = adaptation.fast_weight if adaptation else np.zeros((v, h), np.float32)
@@ -126,7 +119,7 @@ class CommandModel:
         novel = adaptation.novel if adaptation else {}
         out = np.zeros(len(phrases))
         for start in range(0, len(phrases), BATCH):
-            tokens = self._tokens(phrases[start : start + BATCH], novel)
+            tokens = self.vocab.batch(phrases[start : start + BATCH], novel)
             _, lp = self._run(tokens[:, :-1], adaptation)
             targets = tokens[:, 1:]
             picked = np.take_along_axis(lp, targets[..., None], axis=-1)[..., 0]
@@ -147,7 +140,7 @@ class CommandModel:
         v, h = len(self.vocab), self.hidden_size
         if not generate:
             return Adaptation(np.zeros((v, h), np.float32), np.zeros(v, np.float32), novel)
-        tokens = self._tokens(examples, novel)
+        tokens = self.vocab.batch(examples, novel)
         hidden, _ = self._run(tokens[:, :-1], None)
         stats = support_statistics(hidden, tokens[:, 1:], v, self.pad)
         (fast,) = self.generator.run(None, {"statistics": stats})

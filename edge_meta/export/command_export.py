@@ -21,10 +21,10 @@ import torch
 from torch import nn
 
 from edge_meta.commands.users import sample_user
+from edge_meta.device.commands import FORMAT  # what the device reads is what export writes
 from edge_meta.export.onnx_export import OPSET
 from edge_meta.train.command_lm import CommandLM, statistics_features
 
-FORMAT = "edge-meta-commands/1"
 PARITY_TOLERANCE = 1e-4
 
 
@@ -68,10 +68,7 @@ def _parity(lm: CommandLM, vocab, grammar, lm_path: Path, gen_path: Path) -> flo
     user = sample_user(grammar, rng, "novel_eval")
     phrases = user.phrases(6, rng)
     novel = vocab.assign_placeholders(p.words for p in phrases)
-    rows = [vocab.encode(p.words, novel) for p in phrases]
-    tokens = np.zeros((len(rows), max(map(len, rows))), np.int64)
-    for i, r in enumerate(rows):
-        tokens[i, : len(r)] = r
+    tokens = vocab.batch([p.words for p in phrases], novel)
     with torch.no_grad():
         t = torch.from_numpy(tokens)
         h = lm.hidden(t[None, :, :-1])

@@ -35,7 +35,7 @@ class DSBlock(nn.Module):
 
 class PooledEncoder(nn.Module):
     """What every encoder shares: a body -> mean+max pooled features -> BatchNorm -> named linear
-    projections -> unit length. Subclasses define ``body`` and ``feature_dim``; export folds
+    projections -> unit length. Subclasses build their layers, define ``body`` and call ``_finish``; export folds
     ``pool_norm`` into each projection (edge_meta.export.onnx_export)."""
 
     def _finish(self, feature_dim: int, embed_dim: int, projections: Sequence[str], dropout: float) -> None:
