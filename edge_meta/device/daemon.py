@@ -100,7 +100,7 @@ class Daemon:
             raise StoreError(f"no usable words are enrolled in {self.rt.store.path}",
                              "enroll one first: edge-meta device enroll-word WORD --from a.wav b.wav c.wav")
         detector = self.rt.detector(self.cfg.detector)
-        decoder = self.rt.command_decoder()  # word detections -> command events, when the bundle has a command model
+        decoder = self.rt.command_decoder()  # word detections -> command events, once a phrasing is enrolled
         commands = Commands(self.cfg.commands)
         sock = EventSocket(self.cfg.socket) if self.cfg.socket else None
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}

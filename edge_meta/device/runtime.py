@@ -14,6 +14,7 @@ with an older bundle are re-embedded from their kept audio when a new bundle ope
 
 from __future__ import annotations
 
+import functools
 import math
 import unicodedata
 import warnings
@@ -333,12 +334,10 @@ class Runtime:
             self._recalibrate_words()
 
     # -- commands ------------------------------------------------------------------------------------
-    @property
+    @functools.cached_property
     def commands(self) -> "CommandModel | None":
-        """The bundle's command language model (Meta Networks-adapted per household), or None."""
-        if not hasattr(self, "_commands"):
-            self._commands = CommandModel.from_bundle(self.bundle)
-        return self._commands
+        """The bundle's command language model (Meta Networks-adapted per household), or None; loaded on first use."""
+        return CommandModel.from_bundle(self.bundle)
 
     def enroll_command(self, phrases: Sequence[str], user: str = "", command: str | None = None) -> CommandProfile:
         """Add example phrasings of commands ("turn the kitchen lights off") to a user's profile; the command
