@@ -95,17 +95,16 @@ class _Decimator:
     """Integer-ratio down-sampling that keeps its filter state across chunks (for 32/48 kHz-only microphones)."""
 
     def __init__(self, factor: int) -> None:
-        from scipy.signal import firwin  # only 32/48 kHz microphones pay for scipy.signal (~75 MB resident)
+        from scipy.signal import firwin, lfilter  # only 32/48 kHz microphones pay for scipy.signal (~75 MB resident)
 
+        self.lfilter = lfilter
         self.factor = factor
         self.taps = firwin(16 * factor + 1, 0.9 / factor).astype(np.float64)
         self.state = np.zeros(len(self.taps) - 1)
         self.phase = 0  # index in the next chunk of the first sample to keep
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        from scipy.signal import lfilter
-
-        y, self.state = lfilter(self.taps, 1.0, x.astype(np.float64), zi=self.state)
+        y, self.state = self.lfilter(self.taps, 1.0, x.astype(np.float64), zi=self.state)
         out = y[self.phase :: self.factor]
         self.phase = (self.phase - len(x)) % self.factor
         return out.astype(np.float32)
