@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -109,3 +112,24 @@ shots = [1]
         return recipe
 
     return write
+
+
+_BLOCK_TORCH = """
+import sys
+class BlockTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError("torch is not installed on this device")
+sys.meta_path.insert(0, BlockTorch())
+"""
+
+
+@pytest.fixture()
+def run_without_torch(tmp_path):
+    """Runs Python code in a fresh interpreter where importing torch fails, as on a device without it."""
+
+    def run(code: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-c", _BLOCK_TORCH + textwrap.dedent(code)], capture_output=True,
+                              text=True, cwd=tmp_path, timeout=timeout)
+
+    return run

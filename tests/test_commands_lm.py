@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
@@ -118,18 +115,8 @@ def test_the_device_decodes_a_users_detection_stream(trained):
     assert np.mean([e.command in truth for e in events]) >= 0.9
 
 
-BLOCK_TORCH = textwrap.dedent("""
-    import sys
-    class BlockTorch:
-        def find_spec(self, name, path=None, target=None):
-            if name == "torch" or name.startswith("torch."):
-                raise ImportError("torch is not installed on this device")
-    sys.meta_path.insert(0, BlockTorch())
-""")
-
-
-def test_commands_run_on_the_device_without_torch(trained, tmp_path):
-    code = BLOCK_TORCH + textwrap.dedent(f"""
+def test_commands_run_on_the_device_without_torch(trained, run_without_torch):
+    r = run_without_torch(f"""
         import json
         from edge_meta.commands.decoding import WordEvent
         from edge_meta.device.commands import CommandModel, CommandProfile
@@ -141,8 +128,7 @@ def test_commands_run_on_the_device_without_torch(trained, tmp_path):
         events = [e for w, t in words for e in decoder.push(WordEvent(w, 0.9, t))] + decoder.flush()
         print(json.dumps([e.to_event() for e in events]))
         assert not any(m == "torch" or m.startswith("torch.") for m in sys.modules), "torch was imported"
-    """)
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    """, timeout=120)
     assert r.returncode == 0, r.stderr
 
     events = json.loads(r.stdout.strip().splitlines()[-1])

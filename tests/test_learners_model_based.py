@@ -5,9 +5,6 @@ like the torch learners they came from."""
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
@@ -154,16 +151,9 @@ def test_slot_heads_refuse_more_words_than_slots(cls, head, tmp_path):
     assert device.fit(dict(list(takes.items())[:4])).scores(np.eye(32, dtype=np.float32)[:3]).shape == (3, 4)
 
 
-def test_graph_heads_import_without_torch(tmp_path):
-    code = textwrap.dedent("""
-        import sys
-        class BlockTorch:
-            def find_spec(self, name, path=None, target=None):
-                if name == "torch" or name.startswith("torch."):
-                    raise ImportError("torch is not installed on this device")
-        sys.meta_path.insert(0, BlockTorch())
+def test_graph_heads_import_without_torch(run_without_torch):
+    r = run_without_torch("""
         import edge_meta.device.heads.graph_heads
         assert "torch" not in sys.modules
-    """)
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    """, timeout=120)
     assert r.returncode == 0, r.stderr

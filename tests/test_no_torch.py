@@ -1,38 +1,20 @@
 """The device side never imports torch: proven with torch made unimportable in a fresh interpreter."""
 
-import subprocess
-import sys
-import textwrap
 
-BLOCK_TORCH = textwrap.dedent("""
-    import sys
-    class BlockTorch:
-        def find_spec(self, name, path=None, target=None):
-            if name == "torch" or name.startswith("torch."):
-                raise ImportError("torch is not installed on this device")
-    sys.meta_path.insert(0, BlockTorch())
-""")
-
-
-def _run(code: str, tmp_path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", BLOCK_TORCH + textwrap.dedent(code)], capture_output=True, text=True,
-                          cwd=tmp_path, timeout=300)
-
-
-def test_importing_the_device_runtime_does_not_import_torch(tmp_path):
-    r = _run("""
+def test_importing_the_device_runtime_does_not_import_torch(run_without_torch):
+    r = run_without_torch("""
         import edge_meta.device, edge_meta.device.cli, edge_meta.bench.fewshot, edge_meta.bench.dtw, edge_meta.cli
         import edge_meta.device.daemon, edge_meta.device.prompts, edge_meta.device.sources, edge_meta.device.profile_file
         assert not any(m == "torch" or m.startswith("torch.") for m in sys.modules), "torch was imported"
         print("ok")
-    """, tmp_path)
+    """)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "ok"
 
 
-def test_enroll_detect_and_the_daemon_run_without_torch(tmp_path, fsdd_dir):
+def test_enroll_detect_and_the_daemon_run_without_torch(run_without_torch, fsdd_dir):
     rec = fsdd_dir / "recordings"
-    r = _run(f"""
+    r = run_without_torch(f"""
         import numpy as np, soundfile as sf
         from edge_meta.cli import main
         store = "profiles.db"
@@ -46,6 +28,6 @@ def test_enroll_detect_and_the_daemon_run_without_torch(tmp_path, fsdd_dir):
         assert main(["device", "export-profile", "theo.json", "--store", store]) == 0
         assert main(["device", "forget-user", "theo", "--yes", "--store", store]) == 0
         assert "torch" not in sys.modules
-    """, tmp_path)
+    """)
     assert r.returncode == 0, r.stderr
     assert r.stdout.count('"word": "four"') == 2  # detect --json, then the daemon
