@@ -24,6 +24,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Iterator
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
@@ -110,24 +111,36 @@ def non_keyword_hours(duration_s: float, truth: list[dict]) -> float:
     return (duration_s - sum(w["end_s"] - w["start_s"] for w in truth if w["keyword"])) / 3600.0
 
 
-def run(args: argparse.Namespace) -> dict:
-    rng = np.random.default_rng(args.seed)
-    fsdd, data = Path(args.fsdd), Path(args.fsdd).parent
+def streams(fsdd: Path, minutes: float, seed: int) -> Iterator[tuple[str, list[int], np.ndarray, list[dict]]]:
+    """(speaker, keywords, audio, truth) per FSDD speaker: the same seeded streams for every system measured
+    on them (the peers' streaming row uses these too)."""
+    rng = np.random.default_rng(seed)
+    data = fsdd.parent
     gsc = read_corpus(data / "speech_commands_test").without_words(ENGLISH_EVAL_WORDS)
     arabic = read_corpus(data / "arabic_speech_commands")
     others = [i.path for i in gsc.items] + [i.path for i in arabic.items]
     noise = list(gsc.noise) + list(arabic.noise)
+    for speaker in SPEAKERS:
+        keywords = sorted(int(d) for d in rng.choice(10, 3, replace=False))
+        audio, truth = build_stream(speaker, keywords, fsdd, others, noise, minutes, rng)
+        yield speaker, keywords, audio, truth
+
+
+def enrollment_takes(fsdd: Path, speaker: str, digit: int) -> list[np.ndarray]:
+    """The 5 takes a keyword is enrolled from (takes 0-4; the stream holds takes 5-49)."""
+    return [read_audio(fsdd / "recordings" / f"{digit}_{speaker}_{t}.wav", announce=False) for t in range(5)]
+
+
+def run(args: argparse.Namespace) -> dict:
+    fsdd = Path(args.fsdd)
     cfg = DetectorConfig()
     rows, sweep = [], {float(o): [0, 0, 0, 0.0] for o in OFFSETS}  # keywords, hits, false accepts, hours
     by_source: dict[str, int] = {}
     started = time.perf_counter()
-    for speaker in SPEAKERS:
-        keywords = sorted(int(d) for d in rng.choice(10, 3, replace=False))
-        audio, truth = build_stream(speaker, keywords, fsdd, others, noise, args.minutes, rng)
+    for speaker, keywords, audio, truth in streams(fsdd, args.minutes, args.seed):
         with Runtime.open(args.bundle) as rt:
             for d in keywords:
-                takes = [read_audio(fsdd / "recordings" / f"{d}_{speaker}_{t}.wav", announce=False) for t in range(5)]
-                rt.enroll_word(str(d), takes, user=speaker)
+                rt.enroll_word(str(d), enrollment_takes(fsdd, speaker, d), user=speaker)
             det = rt.detector(cfg)
             vocab = det.scorer.vocabulary
             hops = []
