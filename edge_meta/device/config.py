@@ -6,6 +6,7 @@ rather than silently ignored. Command-line options override the file.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,9 @@ def _type_name(types: type | tuple[type, ...]) -> str:
     return " or ".join(t.__name__ for t in (types if isinstance(types, tuple) else (types,)))
 
 
+POSITIVE = ("hop_s", "smoothing", "max_wait", "template_ratio")  # keys that may not be 0 either
+
+
 def _detector(path: Path, table: Any) -> DetectorConfig:
     if not isinstance(table, dict):
         raise _fail(path, "detector", "expected a [detector] section", "see device/device.toml")
@@ -99,7 +103,12 @@ def _detector(path: Path, table: Any) -> DetectorConfig:
         want = int if allowed[key] in (int, "int") else float
         if isinstance(value, bool) or not isinstance(value, (int, float)) or (want is int and not isinstance(value, int)):
             raise _fail(path, f"detector.{key}", f"expected a number, got {value!r}", "fix the value")
-        if value < 0 or (key in ("hop_s", "smoothing", "max_wait") and value == 0):
+        if math.isnan(value) or (math.isinf(value) and key != "template_ratio"):
+            raise _fail(path, f"detector.{key}", f"must be a finite number, got {value!r}", "fix the value")
+        if key == "floor_dbfs":
+            if value > 0:
+                raise _fail(path, "detector.floor_dbfs", f"is a level in dBFS, at most 0, got {value!r}", "e.g. -60.0")
+        elif value < 0 or (key in POSITIVE and value == 0):
             raise _fail(path, f"detector.{key}", f"must be positive, got {value!r}", "fix the value")
         values[key] = want(value)
     return DetectorConfig(**values)
