@@ -113,6 +113,19 @@ def active_speech(x: np.ndarray, sample_rate: int = SAMPLE_RATE, frame_s: float 
     return (db > db.max() - 30.0) & (db > -55.0)
 
 
+SPEECH_MARGIN_S = 0.05  # kept either side of the detected speech so soft onsets and releases survive
+
+
+def speech_region(x: np.ndarray, sample_rate: int = SAMPLE_RATE, frame_s: float = 0.02) -> np.ndarray:
+    """The samples from the first to the last frame `active_speech` calls speech, plus a margin; all of x if none.
+    Template matchers (MFCC + DTW) align words, not the silence around them."""
+    active = np.flatnonzero(active_speech(x, sample_rate, frame_s))
+    if len(active) == 0:
+        return x
+    frame, margin = int(frame_s * sample_rate), int(SPEECH_MARGIN_S * sample_rate)
+    return x[max(0, active[0] * frame - margin) : (active[-1] + 1) * frame + margin]
+
+
 def require_speech(x: np.ndarray, source: str, sample_rate: int = SAMPLE_RATE) -> None:
     """Refuse a clip that is silent (no frame of speech level) or badly clipped."""
     if not active_speech(x, sample_rate).any():

@@ -3,6 +3,7 @@ without a shell, private socket, clean SIGTERM, and bad frames logged and surviv
 
 import json
 import logging
+import math
 import os
 import signal
 import socket
@@ -10,6 +11,7 @@ import stat
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,6 +22,7 @@ from edge_meta.demo import score_detections
 from edge_meta.device import Runtime
 from edge_meta.device.config import DeviceConfig, load_config
 from edge_meta.device.daemon import Daemon
+from edge_meta.device.detector import DetectorConfig
 from edge_meta.device.event_socket import EventSocket
 from edge_meta.device.sources import ArraySource
 from edge_meta.errors import ConfigError
@@ -213,6 +216,15 @@ def test_the_socket_directory_must_be_private_and_a_live_socket_is_not_stolen(tm
     EventSocket(tmp_path / "run" / "events.sock").close()
 
 
+def test_the_example_config_loads_as_shipped(tmp_path):
+    """device/device.toml is what a Pi installs (device/install.sh): every key in it must be accepted."""
+    cfg = load_config(Path(__file__).resolve().parents[1] / "device" / "device.toml")
+    assert cfg.detector.floor_dbfs == -60.0 and cfg.detector.template_ratio == DetectorConfig().template_ratio
+    off = tmp_path / "off.toml"
+    off.write_text("[detector]\ntemplate_ratio = inf\n")  # the template check turned off
+    assert math.isinf(load_config(off).detector.template_ratio)
+
+
 def test_config_file_is_checked_key_by_key(tmp_path):
     good = tmp_path / "ok.toml"
     good.write_text('[input]\nsource = "-"\n[detector]\nrefractory_s = 1.5\n[[commands]]\nword = "lights on"\n'
@@ -221,6 +233,9 @@ def test_config_file_is_checked_key_by_key(tmp_path):
     assert cfg.input == "-" and cfg.detector.refractory_s == 1.5 and cfg.commands[0].run == ("/bin/true",)
     for text, needle in [('[input]\nsorce = "mic"\n', "input.sorce: unknown key"),
                          ('[detector]\nhop_s = "fast"\n', "detector.hop_s: expected a number"),
+                         ("[detector]\nhop_s = nan\n", "detector.hop_s: must be a finite number"),
+                         ("[detector]\nfloor_dbfs = 6.0\n", "detector.floor_dbfs: is a level in dBFS"),
+                         ("[detector]\nsmoothing = 0\n", "detector.smoothing: must be positive"),
                          ('[[commands]]\nword = "x"\nrun = "rm -rf /"\n', "commands[0].run"),
                          ("[daemon\n", "not valid TOML")]:
         bad = tmp_path / "bad.toml"

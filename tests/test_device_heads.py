@@ -147,3 +147,26 @@ def test_trigger_binding_and_speaker_attribution():
     assert run([0.0, 0.9], [0.5, 0.9]) == [("lights", "bob", 0.9)]
     assert run([0.0, 0.9], [0.5, 0.3]) == [("lights", None, 0.5)]
     assert run([0.9, 0.85], [0.2, 0.9]) == [("lights", "bob", 0.9)]  # the bound word is out; the next best fires
+
+
+def test_trigger_asks_the_template_check_before_a_word_becomes_a_candidate():
+    """A word the check rejects never fires and leaves the next best word above its threshold its chance; the
+    check is asked once per word and hop, only for words above their thresholds."""
+    vocab = Vocabulary([("on", ""), ("off", "")], np.array([0.5, 0.5], np.float32), np.array([-1, -1]), [], np.zeros(0))
+    cfg = DetectorConfig(smoothing=1, max_wait=1, refractory_s=0.0)
+    asked = []
+
+    def run(word_scores, passes):
+        def verify(word, boundary, margin):
+            asked.append((word, boundary))
+            return word in passes
+        trig = Trigger(vocab, cfg, 16000, 16000, 0, verify=verify)
+        return [d.label for d in trig.step(HopScores(16000, np.array(word_scores, np.float32), np.zeros(0, np.float32)))]
+
+    assert run([0.9, 0.7], {0, 1}) == ["on"] and asked == [(0, 16000)]
+    asked.clear()
+    assert run([0.9, 0.7], {1}) == ["off"] and asked == [(0, 16000), (1, 16000)]
+    asked.clear()
+    assert run([0.9, 0.3], {1}) == [] and asked == [(0, 16000)]  # "off" is below its threshold: not asked
+    asked.clear()
+    assert run([0.2, 0.3], {0, 1}) == [] and asked == []

@@ -17,29 +17,18 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy.fft import dct
 
-from edge_meta.audio import active_speech
+from edge_meta.audio import speech_region
 from edge_meta.frontend import FrontendSpec, LogMel
 
 if TYPE_CHECKING:
     from tqdm import tqdm
 
-VAD_FRAME_S = 0.02  # active_speech's frame
-SPEECH_MARGIN_S = 0.05  # kept either side of the detected speech so soft onsets and releases survive
 GEMM_SIZE = 1 << 18  # multiply-adds per matrix product; OpenBLAS multithreads only above this
 
 
 @lru_cache(maxsize=8)
 def _logmel(spec: FrontendSpec) -> LogMel:
     return LogMel(spec)
-
-
-def _speech_region(x: np.ndarray, sample_rate: int) -> np.ndarray:
-    """The samples from the first to the last frame the VAD calls speech, plus a margin; all of x if none."""
-    active = np.flatnonzero(active_speech(x, sample_rate, VAD_FRAME_S))
-    if len(active) == 0:
-        return x
-    frame, margin = int(VAD_FRAME_S * sample_rate), int(SPEECH_MARGIN_S * sample_rate)
-    return x[max(0, active[0] * frame - margin) : (active[-1] + 1) * frame + margin]
 
 
 def mfcc_sequence(x: np.ndarray, spec: FrontendSpec, n_mfcc: int = 13) -> np.ndarray:
@@ -50,7 +39,7 @@ def mfcc_sequence(x: np.ndarray, spec: FrontendSpec, n_mfcc: int = 13) -> np.nda
     Never fewer than 2 frames, so every sequence has a well-defined alignment.
     """
     min_samples = spec.win_length + spec.hop_length
-    speech = _speech_region(x, spec.sample_rate)
+    speech = speech_region(x, spec.sample_rate)
     if len(speech) < min_samples:
         speech = x if len(x) >= min_samples else np.pad(x, (0, min_samples - len(x)))
     log_mel = _logmel(spec).log_mel_frames(speech)

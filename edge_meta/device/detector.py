@@ -6,19 +6,22 @@ ring buffer); a cheap energy gate skips the encoder when the window holds nothin
 tracked noise floor; otherwise one encoder pass gives the word and speaker embeddings and the
 `Scorer` scores every enrolled word and voice. The decisions (`Trigger`) use only those scores:
 scores are smoothed over a couple of hops, a word bound to a voice counts only while that voice
-passes its threshold, the best word above its own threshold starts a candidate, the candidate's
-peak is emitted once the score falls (or after a few hops), and a refractory period stops one
-utterance firing twice. Everything per hop works in fixed-size numpy buffers.
+passes its threshold, the best word above its own threshold starts a candidate once the template
+check (`edge_meta.device.verifier`) agrees that the window's frames line up with one of its takes,
+the candidate's peak is emitted once the score falls (or after a few hops), and a refractory period
+stops one utterance firing twice. Everything per hop works in fixed-size numpy buffers.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
 from edge_meta.device.backends import EncoderBackend
 from edge_meta.device.scorer import UNSCORED, Scorer, Vocabulary
+from edge_meta.device.verifier import TemplateVerifier
 from edge_meta.frontend import LogMel
 
 
@@ -30,6 +33,9 @@ class DetectorConfig:
     refractory_s: float = 1.0
     gate_db: float = 6.0  # a window must be this much above the noise floor to be scored
     floor_dbfs: float = -60.0  # ... and above this absolute level
+    template_ratio: float = 1.5  # a candidate must match a take this well (x its own takes' spread); inf = off
+    template_slope: float = 5.0  # ... plus this much per unit of encoder score above the word's threshold
+    template_context_s: float = 0.3  # audio before the scored window that the template may align into
 
 
 @dataclass(frozen=True)
@@ -63,12 +69,16 @@ class HopScores:
     voices: np.ndarray  # (V,)
 
 
+Verify = Callable[[int, int, float], bool]  # (word index, window end in samples, margin over its threshold) -> pass
+
+
 class Trigger:
-    """Decisions from per-hop scores: smoothing, per-word thresholds, voice binding, peak picking, refractory."""
+    """Decisions from per-hop scores: smoothing, per-word thresholds, voice binding, the template check of a new
+    candidate (``verify``, None: none), peak picking, refractory."""
 
     def __init__(self, vocabulary: Vocabulary, config: DetectorConfig, sample_rate: int, window: int, lead: int,
-                 threshold_offset: float = 0.0) -> None:
-        self.v, self.cfg = vocabulary, config
+                 threshold_offset: float = 0.0, verify: Verify | None = None) -> None:
+        self.v, self.cfg, self.verify = vocabulary, config, verify
         self.sample_rate, self.window, self.lead = sample_rate, window, lead
         self.thresholds = vocabulary.thresholds.astype(np.float32) + np.float32(threshold_offset)
         n_words, n_voices = len(vocabulary.keys), len(vocabulary.voices)
@@ -92,20 +102,30 @@ class Trigger:
         voice_ok = voices >= self.v.voice_thresholds
         if self.bound.any():
             margins[self.bound & ~voice_ok[np.maximum(self.v.bound, 0)]] = -np.inf
-        best = int(np.argmax(margins))
         if hop.boundary < self.quiet_until:
             self.candidate = None
             return []
-        if margins[best] >= 0:
-            if self.candidate is None or margins[best] > self.candidate[0]:
-                speaker, speaker_score = self._speaker(best, voices, voice_ok)
-                self.candidate = (float(margins[best]), best, float(words[best]), hop.boundary, speaker, speaker_score)
-            self.candidate_age += 1
-            if self.candidate_age >= self.cfg.max_wait:
-                return [self.emit()]
+        if margins.max() >= 0:
+            self._consider(margins, words, voices, voice_ok, hop.boundary)
+            if self.candidate is not None:
+                self.candidate_age += 1
+                if self.candidate_age >= self.cfg.max_wait:
+                    return [self.emit()]
         elif self.candidate is not None:
             return [self.emit()]
         return []
+
+    def _consider(self, margins: np.ndarray, words: np.ndarray, voices: np.ndarray, voice_ok: np.ndarray,
+                  boundary: int) -> None:
+        """The best word above its threshold and above the pending candidate that passes the template check
+        becomes the candidate (a word that fails it leaves the next best its chance)."""
+        for w in np.argsort(-margins):
+            if margins[w] < 0 or (self.candidate is not None and margins[w] <= self.candidate[0]):
+                return
+            if self.verify is None or self.verify(int(w), boundary, float(margins[w])):
+                speaker, speaker_score = self._speaker(int(w), voices, voice_ok)
+                self.candidate = (float(margins[w]), int(w), float(words[w]), boundary, speaker, speaker_score)
+                return
 
     def _speaker(self, word: int, voices: np.ndarray, voice_ok: np.ndarray) -> tuple[str | None, float | None]:
         """The bound voice for a bound word; else the voice furthest above its threshold, if any passes."""
@@ -124,10 +144,15 @@ class Trigger:
                          (boundary - self.lead) / self.sample_rate, speaker, speaker_score)
 
 
+def verified_frames(spec, config: DetectorConfig) -> int:
+    """How many of the newest log-mel frames the template check sees: the scored window and some context before."""
+    return spec.n_frames + int(round(config.template_context_s * spec.sample_rate / spec.hop_length))
+
+
 class StreamingDetector:
     def __init__(self, logmel: LogMel, backend: EncoderBackend, scorer: Scorer,
-                 config: DetectorConfig | None = None) -> None:
-        self.logmel, self.backend, self.scorer = logmel, backend, scorer
+                 config: DetectorConfig | None = None, verifier: TemplateVerifier | None = None) -> None:
+        self.logmel, self.backend, self.scorer, self.verifier = logmel, backend, scorer, verifier
         self.cfg = config or DetectorConfig()
         spec = logmel.spec
         self.hop = int(round(self.cfg.hop_s * spec.sample_rate))
@@ -136,7 +161,8 @@ class StreamingDetector:
         self.n_frames, self.window = spec.n_frames, spec.window_samples
         self.pending = np.zeros(0, dtype=np.float32)  # samples from the next frame's start on
         self.tail = np.zeros(0, dtype=np.float32)  # the newest hop of samples, for the energy gate
-        self.ring = np.zeros((2 * self.n_frames, spec.n_mels), dtype=np.float32)  # log-mel frames; newest at [end-1]
+        self.history = verified_frames(spec, self.cfg)  # frames kept: the window, and the template check's context
+        self.ring = np.zeros((2 * self.history, spec.n_mels), dtype=np.float32)  # log-mel frames; newest at [end-1]
         self.end = 0
         self.sample_count = 0
         self.next_boundary = self.hop  # every hop is gated from the start; scoring needs a full window
@@ -148,7 +174,8 @@ class StreamingDetector:
         # start or end still gets a window centred on it. Stream time = sample index - lead.
         self.lead = (self.window // 2) // self.hop * self.hop
         v = scorer.vocabulary
-        self.trigger = Trigger(v, self.cfg, spec.sample_rate, self.window, self.lead)
+        self.trigger = Trigger(v, self.cfg, spec.sample_rate, self.window, self.lead,
+                               verify=self._verify if verifier is not None else None)
         self.unscored = (np.full(len(v.keys), UNSCORED, np.float32), np.full(len(v.voices), UNSCORED, np.float32))
         self._feed(np.zeros(self.lead, dtype=np.float32))
 
@@ -205,11 +232,16 @@ class StreamingDetector:
         self.pending = self.pending[n * s.hop_length :]
         k = len(frames)
         if self.end + k > len(self.ring):  # keep the newest frames at the front, then append
-            keep = self.n_frames - k
+            keep = self.history - k
             self.ring[:keep] = self.ring[self.end - keep : self.end]
             self.end = keep
         self.ring[self.end : self.end + k] = frames
         self.end += k
+
+    def _verify(self, word: int, boundary: int, margin: float) -> bool:
+        """The template check on the newest frames (a candidate is always the hop just scored)."""
+        assert self.verifier is not None and boundary == self.next_boundary
+        return self.verifier.accepts(word, self.ring[max(0, self.end - self.history) : self.end], margin)
 
     # -- scoring ---------------------------------------------------------------------------------
     def _gate(self, hop_samples: np.ndarray) -> bool:

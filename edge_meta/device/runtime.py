@@ -36,6 +36,7 @@ from edge_meta.device.profile_file import check_sizes, read_profile, write_profi
 from edge_meta.device.quality import check_voice_take, check_word_take
 from edge_meta.device.scorer import Scorer, Vocabulary
 from edge_meta.device.sources import AudioSource, WavSource
+from edge_meta.device.verifier import TemplateVerifier
 from edge_meta.device.store import ProfileStore, StoredWord
 from edge_meta.errors import AudioError, BundleError, StoreError
 from edge_meta.frontend import LogMel
@@ -389,8 +390,23 @@ class Runtime:
         gate = None if self.open_set else PrototypeHead().fit(word_takes)
         return Scorer(vocab, head, gate, PrototypeHead().fit(voice_takes), self.speaker_output)
 
+    def verifier(self, vocabulary: Vocabulary, config: DetectorConfig) -> TemplateVerifier | None:
+        """The template check of the enrolled words from their kept takes (None when the config's template_ratio
+        is inf: off). A word enrolled with --no-keep-audio has no templates: the encoder alone decides for it."""
+        if math.isinf(config.template_ratio):
+            return None
+        takes = [self.store.takes_audio(label, user) for label, user in vocabulary.keys]
+        for (label, _), audio in zip(vocabulary.keys, takes):
+            if not audio:
+                self._warn_once(f"word {label!r} was enrolled without keeping its audio: it is not template-checked, "
+                                "so it may fire more often on other speech (enroll it again to check it)")
+        return TemplateVerifier(self.logmel, [a or None for a in takes], config.template_ratio, config.template_slope)
+
     def detector(self, config: DetectorConfig | None = None) -> StreamingDetector:
-        return StreamingDetector(self.logmel, self.backend, self.scorer(), config)
+        config = config or DetectorConfig()
+        scorer = self.scorer()
+        return StreamingDetector(self.logmel, self.backend, scorer, config,
+                                 self.verifier(scorer.vocabulary, config))
 
     def listen(self, source: AudioSource, config: DetectorConfig | None = None) -> Iterator[Detection]:
         det = self.detector(config)

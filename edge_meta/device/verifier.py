@@ -1,0 +1,105 @@
+"""The second look at a candidate detection: does the audio line up, frame by frame, with one of the word's takes?
+
+The encoder's pooled embedding says a window sounds *like* the word; from five takes its prototype is
+noisy, and on a stream of other speech it fires on look-alike words tens of times an hour. Template
+matching is the classic few-shot keyword spotter and fails differently: it compares the cepstral
+envelope frame by frame in time order, so another word, another voice or noise rarely aligns well.
+It runs only on candidates that already passed the encoder's threshold (a few a minute), so it costs
+nothing per hop.
+
+Each take becomes a template: the cepstra (c1..c12 of the log-mel frames the detector already has) of
+its speech region. No cepstral mean is removed: takes and stream come from the same microphone, and on
+the FSDD streams removing it cost more true detections than it saved false ones. A candidate's window
+is searched for the best alignment of each template (subsequence DTW: the template must be matched
+whole, the window may start and end anywhere), and the cost of the best template is divided by the word's own scale: the median cost of
+each take matched against the other takes. A candidate passes when that ratio is at most
+``max_ratio``, plus ``slope`` times how far the encoder's score is above the word's threshold: a word
+said clearly but in noise, or louder or softer than its takes, aligns less well, and a strong encoder
+score is evidence enough for the allowance (measured both ways in benchmarks/RESULTS.md). A word
+with a single take (no scale) or without kept audio is not checked.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from edge_meta.audio import speech_region
+from edge_meta.frontend import LogMel
+
+N_CEPSTRA = 12  # c1..c12; c0 (the level) is left out
+FLOOR_NATS = 40.0 * math.log(10.0) / 10.0  # log-mel is floored 40 dB under the loudest frame of a take or window
+MIN_FRAMES = 3
+
+
+def passes(ratio: float, margin: float, max_ratio: float, slope: float) -> bool:
+    """The acceptance rule: a candidate ``margin`` above its encoder threshold may align ``slope * margin`` worse."""
+    return ratio <= max_ratio + slope * max(margin, 0.0)
+
+
+def dct_matrix(n_mels: int, n_out: int = N_CEPSTRA) -> np.ndarray:
+    """(n_mels, n_out) orthonormal DCT-II basis for c1..c_n_out (as scipy.fft.dct(..., norm="ortho"))."""
+    k = np.arange(1, n_out + 1)[None, :]
+    n = np.arange(n_mels)[:, None]
+    return (math.sqrt(2.0 / n_mels) * np.cos(math.pi * k * (2 * n + 1) / (2 * n_mels))).astype(np.float32)
+
+
+def subsequence_cost(template: np.ndarray, window: np.ndarray) -> float:
+    """Cost of the best alignment of the whole ``template`` (T, d) inside ``window`` (W, d), per template frame.
+
+    Each template frame moves the window on by 0, 1 or 2 frames, so the spoken word may be faster than the
+    take or up to twice as slow; the window's start and end are free. Local cost: Euclidean distance.
+    """
+    if len(window) == 0:
+        return math.inf
+    costs = np.sqrt(np.maximum(np.sum(template * template, 1)[:, None] - 2.0 * template @ window.T
+                               + np.sum(window * window, 1)[None, :], 0.0))
+    acc = costs[0].copy()
+    shifted = np.empty((2, len(window)), dtype=acc.dtype)
+    for row in costs[1:]:
+        shifted[:, :2] = np.inf
+        shifted[0, 1:], shifted[1, 2:] = acc[:-1], acc[:-2]
+        acc = row + np.minimum(acc, shifted.min(axis=0))
+    return float(acc.min() / len(template))
+
+
+class TemplateVerifier:
+    """Per word: its takes' templates and its scale; `ratio` of a window's frames, `accepts` by `passes`."""
+
+    def __init__(self, logmel: LogMel, takes: list[list[np.ndarray] | None], max_ratio: float, slope: float) -> None:
+        """``takes[w]``: word w's enrollment audio (16 kHz float32), or None when it was not kept."""
+        self.logmel, self.max_ratio, self.slope = logmel, max_ratio, slope
+        self.basis = dct_matrix(logmel.spec.n_mels)
+        self.templates = [None if not t else [self.template(x) for x in t] for t in takes]
+        self.scales = [self._scale(t, tmpl) if tmpl else None for t, tmpl in zip(takes, self.templates)]
+
+    def cepstra(self, log_mel: np.ndarray) -> np.ndarray:
+        """c1..c12 of log-mel frames floored 40 dB under their loudest: the quiet parts of a word then look the
+        same over digital silence (a synthetic or gated take) and over a room's noise floor."""
+        return np.maximum(log_mel, log_mel.max() - FLOOR_NATS) @ self.basis
+
+    def template(self, take: np.ndarray) -> np.ndarray:
+        frames = self.logmel.log_mel_frames(speech_region(take, self.logmel.spec.sample_rate))
+        return self.cepstra(frames) if len(frames) else np.zeros((1, N_CEPSTRA), np.float32)
+
+    def _scale(self, takes: list[np.ndarray], templates: list[np.ndarray]) -> float | None:
+        """Median over takes of its best match among the other takes: how far this word's own takes lie apart."""
+        if len(takes) < 2:
+            return None
+        own = [min(subsequence_cost(templates[j], self.cepstra(self.logmel.log_mel_frames(x)))
+                   for j in range(len(takes)) if j != i) for i, x in enumerate(takes)]
+        return max(float(np.median(own)), 1e-6)
+
+    def checks(self, word: int) -> bool:
+        return self.scales[word] is not None
+
+    def ratio(self, word: int, log_mel: np.ndarray) -> float:
+        """Best template cost in ``log_mel`` (frames, n_mels) over the word's scale (<= 1: as close as its own takes)."""
+        if len(log_mel) < MIN_FRAMES:
+            return math.inf
+        frames = self.cepstra(log_mel)
+        return min(subsequence_cost(t, frames) for t in self.templates[word]) / self.scales[word]
+
+    def accepts(self, word: int, log_mel: np.ndarray, margin: float) -> bool:
+        return not self.checks(word) or passes(self.ratio(word, log_mel), margin, self.max_ratio, self.slope)
