@@ -33,7 +33,7 @@ class DetectorConfig:
     refractory_s: float = 1.0
     gate_db: float = 6.0  # a window must be this much above the noise floor to be scored
     floor_dbfs: float = -60.0  # ... and above this absolute level
-    template_ratio: float = 1.5  # a candidate must match a take this well (x its own takes' spread); inf = off
+    template_ratio: float = 1.3  # a candidate must match a take this well (x its own takes' spread); inf = off
     template_slope: float = 5.0  # ... plus this much per unit of encoder score above the word's threshold
     template_context_s: float = 0.3  # audio before the scored window that the template may align into
 
