@@ -1,12 +1,13 @@
 """edge-meta side by side with the peers, every protocol, the same clips, one run (issue 8).
 
     bash benchmarks/peers/install.sh            # once: a venv per peer under benchmarks/peers/.venvs
-    nice -n 10 .venv/bin/python benchmarks/peers_compare.py [--bundle DIR] [--episodes 1000] [--write]
+    nice -n 10 .venv/bin/python benchmarks/peers_compare.py [--bundle DIR] [--episodes 1000] [--no-stream] [--write]
 
 Each system embeds the clips in its own subprocess (peers in their own venvs); embeddings are
 cached under cache/peers keyed by clip list, worker code and bundle id, so a rerun only re-embeds
-what changed. Prints the tables; --write replaces the peers section of benchmarks/RESULTS.md and
-writes benchmarks/peers_det.png.
+what changed. Prints the tables, then the streaming row (`benchmarks/peers_stream.py` on the streams
+of `benchmarks/stream_fsdd.py`; --no-stream skips it); --write replaces the peers and peers-stream
+sections of benchmarks/RESULTS.md and writes benchmarks/peers_det.png and peers_stream_det.png.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from peers.lineup import lineup, to_system  # noqa: E402
 from peers.report import STREAM_NOTE, behind, det_plot, table  # noqa: E402
 from peers.runner import WorkerError, run_worker  # noqa: E402
 from peers.systems import System  # noqa: E402
+from peers_stream import SYSTEMS as STREAM_SYSTEMS, stream_row  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "RESULTS.md"
@@ -113,17 +115,23 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cache", default="cache/peers")
     p.add_argument("--fsdd-only", action="store_true", help="skip the Speech Commands and Arabic rows")
+    p.add_argument("--stream-minutes", type=float, default=40.0,
+                   help="each speaker's stream for the streaming row (benchmarks/peers_stream.py; default 40)")
+    p.add_argument("--no-stream", action="store_true", help="skip the streaming row (its peers run ~40 min uncached)")
     p.add_argument("--write", action="store_true", help=f"update {RESULTS.name} and write {DET_PNG.name}")
     args = p.parse_args()
     sets, systems, results, missing = run(Path(args.bundle), Path(args.data), args.episodes, args.seed,
                                           Path(args.cache), not args.fsdd_only)
     body = render(sets, systems, results, missing, args.episodes, args.seed)
     print(body)
+    command = "nice -n 10 .venv/bin/python " + " ".join(["benchmarks/peers_compare.py", *sys.argv[1:]])
     if args.write:
-        command = "nice -n 10 .venv/bin/python " + " ".join(["benchmarks/peers_compare.py", *sys.argv[1:]])
         write_results(body, command)
         det_plot(results[sets[0].name], systems, DET_PNG, f"{sets[0].name}: DET curves, {args.episodes} episodes")
         print(f"wrote {RESULTS} and {DET_PNG}")
+    if not args.no_stream:
+        stream_row(Path(args.data) / "fsdd", args.stream_minutes, args.seed, [s.key for s in STREAM_SYSTEMS],
+                   Path(args.cache).parent / "peers_stream", args.write, command)
     return 0
 
 

@@ -16,10 +16,9 @@ from .systems import System
 STREAM_NOTE = ("Stream FRR at <= 0.5 FA/h: n/a in this table. edge-meta's own streaming numbers come from "
                "benchmarks/stream_fsdd.py (its section of this file). Two peers ship a detector for user-enrolled "
                "words that scores a stream: local-wake (DTW of a 2 s buffer against the takes every 0.25 s) and "
-               "EfficientWord-Net (`HotwordDetector.scoreFrame` on 1.5 s frames; its module imports pyaudio, which "
-               "needs PortAudio headers to build). openWakeWord scores frames only for its fixed pre-trained "
-               "phrases, and Resemblyzer is no detector. Running the two on the same streams is not done yet; "
-               "note that 0.5 FA/h resolves only with 2 h or more of non-keyword audio.")
+               "EfficientWord-Net (`HotwordDetector.scoreFrame` on 1.5 s frames). openWakeWord scores frames only "
+               "for its fixed pre-trained phrases, and Resemblyzer is no detector. The two run on edge-meta's "
+               "streams in benchmarks/peers_stream.py: see its section below (peers-stream).")
 
 
 # On this shared machine timings within 1.2x of each other, or 0.05 ms, are not a difference.
