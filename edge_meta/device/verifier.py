@@ -11,8 +11,8 @@ Each take becomes a template: the cepstra (c1..c12 of the log-mel frames the det
 its speech region. No cepstral mean is removed: takes and stream come from the same microphone, and on
 the FSDD streams removing it cost more true detections than it saved false ones. A candidate's window
 is searched for the best alignment of each template (subsequence DTW: the template must be matched
-whole, the window may start and end anywhere), and the cost of the best template is divided by the word's own scale: the median cost of
-each take matched against the other takes. A candidate passes when that ratio is at most
+whole, the window may start and end anywhere), and the cost of the best template is divided by the
+word's own scale: the median cost of each take matched against the other takes. A candidate passes when that ratio is at most
 ``max_ratio``, plus ``slope`` times how far the encoder's score is above the word's threshold: a word
 said clearly but in noise, or louder or softer than its takes, aligns less well, and a strong encoder
 score is evidence enough for the allowance (measured both ways in benchmarks/RESULTS.md). A word
@@ -30,7 +30,7 @@ from edge_meta.frontend import LogMel
 
 N_CEPSTRA = 12  # c1..c12; c0 (the level) is left out
 FLOOR_NATS = 40.0 * math.log(10.0) / 10.0  # log-mel is floored 40 dB under the loudest frame of a take or window
-MIN_FRAMES = 3
+MIN_FRAMES = 3  # a window shorter than this (the stream's first hops) cannot hold a word
 
 
 def passes(ratio: float, margin: float, max_ratio: float, slope: float) -> bool:
