@@ -64,6 +64,13 @@ def test_wrong_rate_and_stereo_are_converted_with_a_warning(tmp_path, takes):
     assert "warning:" in r.stderr and "44100 Hz to 16000 Hz" in r.stderr and "down-mixed" in r.stderr
 
 
+def test_enrolling_without_kept_audio_says_what_it_gives_up(tmp_path, takes):
+    kept = edge_meta("device", "enroll-word", "six", "--from", *takes, "--store", tmp_path / "a.db")
+    dropped = edge_meta("device", "enroll-word", "six", "--from", *takes, "--store", tmp_path / "b.db", "--no-keep-audio")
+    assert kept.returncode == dropped.returncode == 0, dropped.stderr
+    assert "not template-checked" in dropped.stdout and "not template-checked" not in kept.stdout
+
+
 def test_missing_and_damaged_bundle(tmp_path, takes):
     _refused(edge_meta("device", "enroll-word", "six", "--from", *takes, "--bundle", tmp_path / "nope"), "no such bundle")
     from edge_meta.resources import default_bundle_path

@@ -92,6 +92,8 @@ def _enroll_word(args: argparse.Namespace) -> int:
     if c.capped:
         print(f"  note: the takes vary more than the background allows, so expect more than {c.false_accept:.0%} "
               "false accepts; re-enroll in a quieter place or with more takes")
+    if args.no_keep_audio:
+        print("  note: without its kept takes this word is not template-checked, so expect more false accepts")
     if w.speaker and w.speaker not in voices:
         print(f"  note: enroll {w.speaker}'s voice before this word can fire: edge-meta device enroll-voice {w.speaker}")
     return 0
@@ -254,7 +256,8 @@ def add_device_parser(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--false-accept", type=float, default=0.01,
                        help="target share of other speech that may pass the threshold (default 0.01)")
         p.add_argument("--no-keep-audio", action="store_true",
-                       help="store only embeddings (a new model will then need re-enrollment)")
+                       help="store only embeddings: a new model will then need re-enrollment, and a word is then "
+                            "not template-checked against its takes (more false accepts)")
 
     fmt = argparse.RawDescriptionHelpFormatter
     e = dsub.add_parser("enroll-word", help="teach a word: prompted at the microphone, or --from recordings",
