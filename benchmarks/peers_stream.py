@@ -38,7 +38,7 @@ from device_results import machine  # noqa: E402
 from peers.runner import THREAD_ENV, VENVS, WorkerError  # noqa: E402
 from peers.stream_rules import (Detection, efficientword_best_match, efficientword_score_frame,  # noqa: E402
                                 localwake_replay)
-from stream_fsdd import SR, enrollment_takes, non_keyword_hours, streams  # noqa: E402
+from stream_fsdd import SR, best_at, enrollment_takes, non_keyword_hours, streams  # noqa: E402
 
 from edge_meta.demo import score_detections  # noqa: E402
 
@@ -193,14 +193,14 @@ def common_thresholds(scored: list[Scored]) -> np.ndarray:
 
 def frr_at(det: list[dict], fa_limit: float) -> float | None:
     """The lowest FRR among the points with at most ``fa_limit`` false accepts per hour."""
-    ok = [p["frr"] for p in det if p["fa_per_hour"] <= fa_limit]
-    return min(ok) if ok else None
+    p = best_at(det, "fa_per_hour", fa_limit, "frr")
+    return p["frr"] if p else None
 
 
 def fa_at(det: list[dict], frr_limit: float) -> float | None:
     """The fewest false accepts per hour among the points with FRR at most ``frr_limit``."""
-    ok = [p["fa_per_hour"] for p in det if p["frr"] <= frr_limit + 1e-12]
-    return min(ok) if ok else None
+    p = best_at(det, "frr", frr_limit + 1e-12, "fa_per_hour")  # FRR = 1 - hits/keywords lands a rounding off
+    return p["fa_per_hour"] if p else None
 
 
 @dataclass

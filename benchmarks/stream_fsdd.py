@@ -217,9 +217,10 @@ def acc_fa(s: dict) -> int:
 
 
 def best_at(det: list[dict], key: str, limit: float, other: str) -> dict | None:
-    """The operating point with the lowest ``other`` among those with ``key`` <= limit."""
+    """The operating point with the lowest ``other`` among those with ``key`` <= limit (ties: the smallest threshold
+    offset, for curves that have one)."""
     ok = [p for p in det if p[key] <= limit]
-    return min(ok, key=lambda p: (p[other], abs(p["offset"]))) if ok else None
+    return min(ok, key=lambda p: (p[other], abs(p.get("offset", 0.0)))) if ok else None
 
 
 def table(result: dict) -> str:

@@ -22,7 +22,7 @@ import numpy as np
 from edge_meta.device.backends import EncoderBackend
 from edge_meta.device.scorer import UNSCORED, Scorer, Vocabulary
 from edge_meta.device.verifier import TemplateVerifier
-from edge_meta.frontend import LogMel
+from edge_meta.frontend import FrontendSpec, LogMel
 
 
 @dataclass
@@ -144,7 +144,7 @@ class Trigger:
                          (boundary - self.lead) / self.sample_rate, speaker, speaker_score)
 
 
-def verified_frames(spec, config: DetectorConfig) -> int:
+def verified_frames(spec: FrontendSpec, config: DetectorConfig) -> int:
     """How many of the newest log-mel frames the template check sees: the scored window and some context before."""
     return spec.n_frames + int(round(config.template_context_s * spec.sample_rate / spec.hop_length))
 

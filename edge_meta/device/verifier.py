@@ -12,11 +12,11 @@ its speech region. No cepstral mean is removed: takes and stream come from the s
 the FSDD streams removing it cost more true detections than it saved false ones. A candidate's window
 is searched for the best alignment of each template (subsequence DTW: the template must be matched
 whole, the window may start and end anywhere), and the cost of the best template is divided by the
-word's own scale: the median cost of each take matched against the other takes. A candidate passes when that ratio is at most
-``max_ratio``, plus ``slope`` times how far the encoder's score is above the word's threshold: a word
-said clearly but in noise, or louder or softer than its takes, aligns less well, and a strong encoder
-score is evidence enough for the allowance (measured both ways in benchmarks/RESULTS.md). A word
-with a single take (no scale) or without kept audio is not checked.
+word's own scale: the median cost of each take matched against the other takes. A candidate passes
+when that ratio is at most ``max_ratio``, plus ``slope`` times how far the encoder's score is above
+the word's threshold: a word said clearly but in noise, or louder or softer than its takes, aligns
+less well, and a strong encoder score is evidence enough for the allowance (measured both ways in
+benchmarks/RESULTS.md). A word with a single take (no scale) or without kept audio is not checked.
 """
 
 from __future__ import annotations
