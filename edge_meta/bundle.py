@@ -97,13 +97,21 @@ class Bundle:
             raise BundleError(f"{self.root}: the bundle has no file {name!r}", REBUILD_HINT)
         return self.root / name
 
-    def encoder_file(self, backend: str, precision: str = "int8") -> Path:
-        for entry in self.manifest["encoder"]["files"]:
-            if entry["backend"] == backend and entry["precision"] == precision:
-                return self.path_of(entry["file"])
-        have = [f"{e['backend']}/{e['precision']}" for e in self.manifest["encoder"]["files"]]
-        raise BundleError(f"{self.root}: no {backend} {precision} encoder in this bundle (it has {have})",
-                          "pick another backend or precision, or re-export with that format")
+    def encoder_files(self, backend: str, precision: str = "int8") -> list[tuple[Path, list[str]]]:
+        """The graph files of one encoder format and the outputs each computes: one file for all outputs, or
+        one per output when export split a pair graph (so the device can run the speaker trunk only when needed)."""
+        outputs = self.manifest["encoder"].get("outputs", ["word"])
+        parts = [(self.path_of(e["file"]), e.get("outputs", outputs)) for e in self.manifest["encoder"]["files"]
+                 if e["backend"] == backend and e["precision"] == precision]
+        if not parts:
+            have = sorted({f"{e['backend']}/{e['precision']}" for e in self.manifest["encoder"]["files"]})
+            raise BundleError(f"{self.root}: no {backend} {precision} encoder in this bundle (it has {have})",
+                              "pick another backend or precision, or re-export with that format")
+        covered = [o for _, outs in parts for o in outs]
+        if sorted(covered) != sorted(outputs):
+            raise BundleError(f"{self.root}: the {backend} {precision} encoder files compute {covered}, "
+                              f"not the manifest's outputs {outputs} once each", REBUILD_HINT)
+        return parts
 
     def load_heads(self) -> dict[str, np.ndarray]:
         path = self.path_of("heads.npz")
@@ -188,7 +196,9 @@ def _check_manifest(m: Any, label: Path) -> None:
             raise BundleError(f"{label}: {MANIFEST} lists an invalid file entry {name!r}", REBUILD_HINT)
     files = m["encoder"].get("files")
     if not isinstance(files, list) or not all(
-            isinstance(e, dict) and all(isinstance(e.get(k), str) for k in ("backend", "precision", "file")) for e in files):
+            isinstance(e, dict) and all(isinstance(e.get(k), str) for k in ("backend", "precision", "file"))
+            and isinstance(e.get("outputs", []), list) and all(isinstance(o, str) for o in e.get("outputs", []))
+            for e in files):
         raise BundleError(f"{label}: {MANIFEST} field 'encoder.files' is malformed", REBUILD_HINT)
     # the other fields the runtime reads, so a malformed one is refused here rather than failing later
     outputs = m["encoder"].get("outputs", ["word"])

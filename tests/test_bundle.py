@@ -28,10 +28,33 @@ def test_a_good_bundle_opens_and_exposes_its_parts(bundle_dir):
     b = Bundle.open(bundle_dir)
     assert b.manifest["schema_version"] == SCHEMA_VERSION
     assert b.frontend == FrontendSpec()
-    assert b.encoder_file("onnx", "int8").name == "encoder.int8.onnx"
+    assert [(p.name, outs) for p, outs in b.encoder_files("onnx", "int8")] == [("encoder.int8.onnx", ["word"])]
     assert float(b.load_heads()["word.temperature"]) == 10.0
     with pytest.raises(BundleError, match="no tflite int8 encoder"):
-        b.encoder_file("tflite", "int8")
+        b.encoder_files("tflite", "int8")
+
+
+def test_split_encoder_files_must_cover_the_outputs_once(bundle_dir):
+    """A pair graph split into one file per output lists which output each computes; files that leave an output
+    out, or compute one twice, are refused at open of the encoder, naming what they compute."""
+    (bundle_dir / "encoder.int8.onnx").rename(bundle_dir / "encoder.int8.word.onnx")
+    (bundle_dir / "encoder.int8.speaker.onnx").write_bytes(b"s" * 100)
+    m = json.loads((bundle_dir / MANIFEST).read_text())
+    parts = [{"backend": "onnx", "precision": "int8", "file": f"encoder.int8.{o}.onnx"} for o in ("word", "speaker")]
+    for outs, ok in ((["word", "speaker"], True), (["word", "word"], False)):
+        m["encoder"] = {"outputs": ["word", "speaker"], "files": [{**p, "outputs": [o]} for p, o in zip(parts, outs)]}
+        write_manifest(bundle_dir, {k: v for k, v in m.items() if k not in ("files", "bundle_id")})
+        b = Bundle.open(bundle_dir)
+        if ok:
+            assert [(p.name, o) for p, o in b.encoder_files("onnx", "int8")] == [
+                ("encoder.int8.word.onnx", ["word"]), ("encoder.int8.speaker.onnx", ["speaker"])]
+        else:
+            with pytest.raises(BundleError, match=r"compute \['word', 'word'\], not the manifest's outputs"):
+                b.encoder_files("onnx", "int8")
+    m["encoder"]["files"][0]["outputs"] = "word"
+    write_manifest(bundle_dir, {k: v for k, v in m.items() if k not in ("files", "bundle_id")})
+    with pytest.raises(BundleError, match="'encoder.files' is malformed"):
+        Bundle.open(bundle_dir)
 
 
 def test_flipped_byte_is_refused_naming_the_file(bundle_dir):

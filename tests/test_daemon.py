@@ -160,13 +160,13 @@ class Flaky:
     """A backend that fails once, as a damaged frame or a driver hiccup might make it."""
 
     def __init__(self, inner):
-        self.inner, self.name, self.failed = inner, inner.name, False
+        self.inner, self.name, self.separable, self.failed = inner, inner.name, inner.separable, False
 
-    def embed(self, features):
+    def embed(self, features, outputs=None):
         if not self.failed:
             self.failed = True
             raise RuntimeError("simulated encoder failure")
-        return self.inner.embed(features)
+        return self.inner.embed(features, outputs)
 
 
 class WithBadChunks(ArraySource):

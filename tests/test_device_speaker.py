@@ -1,5 +1,5 @@
-"""Who spoke: voices are enrolled and scored on the same encoder pass as the words; words can be bound to a
-voice; a bundle without a speaker output falls back to the word embedding, and says so once."""
+"""Who spoke: voices are enrolled and scored, on the speaker graph, only when a word may fire; words can be bound
+to a voice; a bundle without a speaker output falls back to the word embedding, and says so once."""
 
 import json
 import shutil
@@ -27,17 +27,16 @@ def word_only_bundle(tmp_path_factory):
 
     dest = tmp_path_factory.mktemp("bundle") / "word_only"
     shutil.copytree(default_bundle_path(), dest)
-    model = onnx.load(dest / "encoder.int8.onnx")
-    keep = [o for o in model.graph.output if o.name == "word"]
-    del model.graph.output[:]
-    model.graph.output.extend(keep)
-    onnx.save(model, dest / "encoder.int8.onnx")
+    for part in ("speaker", "word"):  # an older bundle's one graph: the word part, saved under the unsplit name
+        (dest / f"encoder.int8.{part}.onnx").rename(dest / "encoder.int8.onnx")
+    assert [o.name for o in onnx.load(dest / "encoder.int8.onnx").graph.output] == ["word"]
     (dest / "encoder.int8.tflite").unlink()
     heads = {k: v for k, v in np.load(dest / "heads.npz").items() if k != "background.speaker"}
     np.savez(dest / "heads.npz", **heads)
     m = json.loads((dest / MANIFEST).read_text())
     m["encoder"]["outputs"] = ["word"]
-    m["encoder"]["files"] = [f for f in m["encoder"]["files"] if f["file"] == "encoder.int8.onnx"]
+    m["encoder"]["files"] = [{k: v for k, v in f.items() if k != "outputs"} | {"file": "encoder.int8.onnx"}
+                             for f in m["encoder"]["files"] if f["file"] == "encoder.int8.word.onnx"]
     m["heads"]["arrays"] = sorted(heads)
     for key in ("files", "bundle_id", "schema_version"):
         m.pop(key)
@@ -55,35 +54,47 @@ def sentences(fsdd_dir, speaker, n=3):
 
 
 class CountingBackend:
-    def __init__(self, inner):
-        self.inner, self.calls, self.outputs = inner, 0, set()
-        self.name = inner.name
+    """Counts the encoder calls per output; ``separable=False`` makes it compute every output on every call, as a
+    one-graph bundle does."""
 
-    def embed(self, features):
-        self.calls += 1
-        out = self.inner.embed(features)
-        self.outputs |= {(k, v.shape[1]) for k, v in out.items()}
+    def __init__(self, inner, separable=True):
+        self.inner, self.calls, self.outputs = inner, {}, set()
+        self.name, self.separable = inner.name, separable and inner.separable
+
+    def embed(self, features, outputs=None):
+        out = self.inner.embed(features, outputs if self.separable else None)
+        for name, v in out.items():
+            self.calls[name] = self.calls.get(name, 0) + 1
+            self.outputs.add((name, v.shape[1]))
         return out
 
 
-def test_one_encoder_pass_serves_words_and_voices(fsdd_dir):
-    """The shipped bundle's graph has a trained speaker output: one call per hop gives both embeddings, and
-    jackson's words are told from george's voice."""
+def test_the_speaker_graph_runs_only_when_a_word_may_fire(fsdd_dir):
+    """The shipped bundle's pair is two graphs: every scored hop runs the word graph, the speaker graph runs only
+    on the hops where a word passes its threshold (and the hop before, for the smoothing), and the detections
+    (word, score, speaker, speaker score) are exactly those of scoring the voices on every hop. jackson's words
+    are told from george's voice."""
     with warnings.catch_warnings():
         warnings.simplefilter("error", SpeakerFallbackWarning)
         with Runtime.open() as rt:
-            assert rt.speaker_output == "speaker"
+            assert rt.speaker_output == "speaker" and rt.backend.separable
             rt.enroll_word("two", clips(fsdd_dir, "jackson", [2], range(5)), user="jackson")
             for who in ("jackson", "george"):
                 rt.enroll_voice(who, sentences(fsdd_dir, who))
             assert {v.embeddings.shape[1] for v in rt.store.voices()} == {128}
-            rt.backend = CountingBackend(rt.backend)
-            det = rt.detector()
             stream = np.concatenate([np.concatenate([x, np.zeros(8000, np.float32)])
                                      for x in clips(fsdd_dir, "jackson", [2], range(20, 26))])
-            found = [d for c in ArraySource(stream).chunks() for d in det.process(c)] + det.flush()
-    assert rt.backend.calls == det.encoder_calls > 0  # no second pass for the voices
-    assert rt.backend.outputs == {("word", 128), ("speaker", 128)}
+            inner, runs = rt.backend, {}
+            for separable in (True, False):
+                rt.backend = CountingBackend(inner, separable)
+                det = rt.detector()
+                found = [d for c in ArraySource(stream).chunks() for d in det.process(c)] + det.flush()
+                runs[separable] = (found, dict(rt.backend.calls), det)
+    found, calls, det = runs[True]
+    assert found == runs[False][0]
+    assert calls["word"] == det.encoder_calls == runs[False][2].encoder_calls
+    assert 0 < calls["speaker"] == det.speaker_calls < det.encoder_calls / 2
+    assert runs[False][1] == {"word": det.encoder_calls, "speaker": det.encoder_calls}
     assert len(found) >= 3
     assert sum(d.speaker == "jackson" for d in found) >= len(found) - 1
     for d in found:

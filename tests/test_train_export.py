@@ -106,9 +106,9 @@ def test_checkpoint_errors_are_clear(tmp_path):
         load_checkpoint(junk)
 
 
-def test_a_pair_joins_the_word_and_the_speaker_encoder_in_one_graph(tiny_run, gsc_dir, tmp_path):
+def test_a_pair_joins_the_word_and_the_speaker_encoder(tiny_run, gsc_dir, tmp_path):
     """Two encoders in one bundle (DESIGN.md allows it when one trunk cannot serve both): each output of
-    the exported graph is exactly the encoder it was taken from."""
+    the exported graph is exactly the encoder it was taken from, and the int8 graph is cut in two."""
     import torch
 
     from edge_meta.errors import ConfigError
@@ -133,8 +133,12 @@ def test_a_pair_joins_the_word_and_the_speaker_encoder_in_one_graph(tiny_run, gs
     report = export_bundle(paired, tmp_path / "bundle", calibration=gsc_dir, formats=("onnx",), progress=False)
     b = Bundle.open(tmp_path / "bundle")
     assert b.manifest["encoder"]["outputs"] == ["word", "speaker"] and report.parity["onnx int8"]["top-1 agreement"] > 0.8
+    assert [(p.name, o) for p, o in b.encoder_files("onnx", "int8")] == [  # the device runs the speaker graph on demand
+        ("encoder.int8.word.onnx", ["word"]), ("encoder.int8.speaker.onnx", ["speaker"])]
     feats = np.stack([LogMel(b.frontend)(c) for c in clips])[:, None]
     got = open_backend(b, "onnx", "fp32").embed(feats)
+    int8 = open_backend(b, "onnx", "int8")
+    assert int8.separable and set(int8.embed(feats, ["speaker"])) == {"speaker"}
     for name, src in (("word", word_src), ("speaker", speaker_src)):
         with torch.no_grad():
             want = src.encoder.embed(torch.from_numpy(feats), name).numpy()

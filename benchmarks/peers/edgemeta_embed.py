@@ -24,9 +24,10 @@ class EdgeMeta:
         backend, precision = options.get("backend", "onnx"), options.get("precision", "int8")
         self.backend = open_backend(self.bundle, backend, precision, threads=1)
         self.logmel = LogMel(self.bundle.frontend)
-        encoder = self.bundle.encoder_file(backend, precision).name
-        self.model_bytes = int(self.bundle.manifest["files"][encoder]["bytes"])
-        self.info = {"package": f"edge-meta {__version__}", "models": f"{encoder} (bundle {self.bundle.bundle_id})"}
+        encoder = [path.name for path, _ in self.bundle.encoder_files(backend, precision)]
+        self.model_bytes = sum(int(self.bundle.manifest["files"][name]["bytes"]) for name in encoder)
+        self.info = {"package": f"edge-meta {__version__}",
+                     "models": f"{' + '.join(encoder)} (bundle {self.bundle.bundle_id})"}
 
     def embed(self, x: np.ndarray) -> dict[str, np.ndarray]:
         out = self.backend.embed(self.logmel.batch(fix_length(x, self.logmel.spec.window_samples)[None]))

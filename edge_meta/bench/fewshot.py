@@ -55,7 +55,7 @@ def embed_clips(backend: EncoderBackend, logmel: LogMel, clips: list[np.ndarray]
     out = []
     for i in range(0, len(clips), batch):
         windows = np.stack([fix_length(c, n) for c in clips[i : i + batch]])
-        out.append(backend.embed(logmel.batch(windows))[output])
+        out.append(backend.embed(logmel.batch(windows), [output])[output])
     return np.concatenate(out)
 
 

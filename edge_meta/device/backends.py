@@ -1,7 +1,9 @@
 """Encoder backends: run the bundle's encoder on log-mel features, nothing else.
 
 Every backend takes features (B, 1, n_mels, n_frames) float32 and returns unit-length embeddings
-per output name ("word", and "speaker" when the bundle has a speaker projection).
+per output name ("word", and "speaker" when the bundle has a speaker projection). A backend whose
+outputs come from separate graphs (`separable`) computes only the outputs asked for: the detector
+runs the word graph on every hop and the speaker graph only when a word may fire.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from edge_meta.errors import BundleError
 class EncoderBackend(Protocol):
     name: str
     outputs: list[str]
+    separable: bool  # True: asking for fewer outputs costs less
 
-    def embed(self, features: np.ndarray) -> dict[str, np.ndarray]: ...
+    def embed(self, features: np.ndarray, outputs: list[str] | None = None) -> dict[str, np.ndarray]: ...
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -45,18 +48,26 @@ def onnx_session(model_path: str | Path, threads: int = 1):
 
 
 class OnnxBackend:
-    """The encoder in onnxruntime on the CPU."""
+    """The encoder in onnxruntime on the CPU: one session per graph file of the bundle."""
 
     name = "onnx"
 
-    def __init__(self, model_path: str | Path, threads: int = 1) -> None:
-        self.session = onnx_session(model_path, threads)
-        self.input_name = self.session.get_inputs()[0].name
-        self.outputs = [o.name for o in self.session.get_outputs()]
+    def __init__(self, paths: list[Path] | str | Path, threads: int = 1) -> None:
+        self.sessions = []  # (session, its output names)
+        for path in [paths] if isinstance(paths, (str, Path)) else paths:
+            session = onnx_session(path, threads)
+            self.sessions.append((session, [o.name for o in session.get_outputs()]))
+        self.input_name = self.sessions[0][0].get_inputs()[0].name
+        self.outputs = [o for _, names in self.sessions for o in names]
+        self.separable = len(self.sessions) > 1
 
-    def embed(self, features: np.ndarray) -> dict[str, np.ndarray]:
-        values = self.session.run(self.outputs, {self.input_name: np.ascontiguousarray(features, dtype=np.float32)})
-        return {name: _unit(v) for name, v in zip(self.outputs, values)}
+    def embed(self, features: np.ndarray, outputs: list[str] | None = None) -> dict[str, np.ndarray]:
+        feed = {self.input_name: np.ascontiguousarray(features, dtype=np.float32)}
+        out = {}
+        for session, names in self.sessions:
+            if outputs is None or not set(names).isdisjoint(outputs):
+                out.update(zip(names, map(_unit, session.run(names, feed))))
+        return out
 
 
 BACKENDS = ("onnx", "tflite")
@@ -66,16 +77,19 @@ def open_backend(bundle: Bundle, backend: str = "onnx", precision: str = "int8",
     """The bundle's encoder in onnxruntime or a TFLite interpreter (imported only when asked for)."""
     if backend not in BACKENDS:
         raise BundleError(f"unknown backend {backend!r}", f"choose one of {list(BACKENDS)}")
-    path = bundle.encoder_file(backend, precision)
+    parts = bundle.encoder_files(backend, precision)
     outputs = bundle.manifest["encoder"].get("outputs", ["word"])
     if backend == "tflite":
         from edge_meta.device.tflite_backend import TfliteBackend
 
-        tfl = TfliteBackend(path, threads, outputs=outputs)
-        _check_encoder(path, bundle, tfl.input["shape"], outputs, tfl.outputs, len(tfl.output_details))
+        if len(parts) != 1:
+            raise BundleError(f"{bundle.root}: a TFLite encoder must be one graph file", REBUILD_HINT)
+        tfl = TfliteBackend(parts[0][0], threads, outputs=outputs)
+        _check_encoder(parts[0][0], bundle, tfl.input["shape"], outputs, tfl.outputs, len(tfl.output_details))
         return tfl
-    onnx = OnnxBackend(path, threads=threads)
-    _check_encoder(path, bundle, onnx.session.get_inputs()[0].shape, outputs, onnx.outputs, len(onnx.outputs))
+    onnx = OnnxBackend([path for path, _ in parts], threads=threads)
+    for (path, wanted), (session, names) in zip(parts, onnx.sessions):
+        _check_encoder(path, bundle, session.get_inputs()[0].shape, wanted, names, len(names))
     return onnx
 
 

@@ -3,17 +3,21 @@
 Per hop (100 ms) the detector looks at the last 1 s window. Log-mel frames are computed once, as
 samples arrive (the hop is a whole number of frames, so each window is just the newest frames of a
 ring buffer); a cheap energy gate skips the encoder when the window holds nothing louder than the
-tracked noise floor; otherwise one encoder pass gives the word and speaker embeddings and the
-`Scorer` scores every enrolled word and voice. The decisions (`Trigger`) use only those scores:
-scores are smoothed over a couple of hops, a word bound to a voice counts only while that voice
-passes its threshold, the best word above its own threshold starts a candidate once the template
-check (`edge_meta.device.verifier`) agrees that the window's frames line up with one of its takes,
-the candidate's peak is emitted once the score falls (or after a few hops), and a refractory period
+tracked noise floor; otherwise the encoder gives the word embedding and the `Scorer` scores every
+enrolled word. Voices are scored only when a word passes its threshold (a bundle whose word and
+speaker encoders are separate graphs, `EncoderBackend.separable`, then runs the speaker graph on just
+those hops and the one before them that the smoothing averages; a one-graph bundle gets both embeddings
+from its one pass). The decisions (`Trigger`) use only those scores: scores are smoothed over a
+couple of hops, a word bound to a voice counts only while that voice passes its threshold, the
+best word above its own threshold starts a candidate once the template check
+(`edge_meta.device.verifier`) agrees that the window's frames line up with one of its takes, the
+candidate's peak is emitted once the score falls (or after a few hops), and a refractory period
 stops one utterance firing twice. Everything per hop works in fixed-size numpy buffers.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Callable
 
@@ -66,7 +70,7 @@ class HopScores:
 
     boundary: int  # sample index (stream + lead) at the end of the window
     words: np.ndarray  # (W,)
-    voices: np.ndarray  # (V,)
+    voices: np.ndarray | Callable[[], np.ndarray]  # (V,), or what scores them if a decision needs them
 
 
 Verify = Callable[[int, int, float], bool]  # (word index, window end in samples, margin over its threshold) -> pass
@@ -84,6 +88,7 @@ class Trigger:
         n_words, n_voices = len(vocabulary.keys), len(vocabulary.voices)
         self.recent_words = np.full((config.smoothing, n_words), UNSCORED, np.float32)
         self.recent_voices = np.full((config.smoothing, n_voices), UNSCORED, np.float32)
+        self.pending_voices: list[Callable[[], np.ndarray] | None] = [None] * config.smoothing
         self.slot = 0
         self.bound = vocabulary.bound >= 0
         self.candidate: tuple[float, int, float, int, str | None, float | None] | None = None
@@ -94,26 +99,36 @@ class Trigger:
         if not len(self.thresholds):
             return []
         self.recent_words[self.slot] = hop.words
-        self.recent_voices[self.slot] = hop.voices
+        self.pending_voices[self.slot] = hop.voices if callable(hop.voices) else None
+        if not callable(hop.voices):
+            self.recent_voices[self.slot] = hop.voices
         self.slot = (self.slot + 1) % len(self.recent_words)
         words = self.recent_words.mean(axis=0)
-        voices = self.recent_voices.mean(axis=0)
         margins = words - self.thresholds
-        voice_ok = voices >= self.v.voice_thresholds
-        if self.bound.any():
-            margins[self.bound & ~voice_ok[np.maximum(self.v.bound, 0)]] = -np.inf
         if hop.boundary < self.quiet_until:
             self.candidate = None
             return []
-        if margins.max() >= 0:
-            self._consider(margins, words, voices, voice_ok, hop.boundary)
-            if self.candidate is not None:
-                self.candidate_age += 1
-                if self.candidate_age >= self.cfg.max_wait:
-                    return [self.emit()]
-        elif self.candidate is not None:
-            return [self.emit()]
-        return []
+        if margins.max() >= 0:  # voices matter only now: binding, and who said the candidate
+            voices = self._voices()
+            voice_ok = voices >= self.v.voice_thresholds
+            if self.bound.any():
+                margins[self.bound & ~voice_ok[np.maximum(self.v.bound, 0)]] = -np.inf
+            if margins.max() >= 0:
+                self._consider(margins, words, voices, voice_ok, hop.boundary)
+                if self.candidate is not None:
+                    self.candidate_age += 1
+                    if self.candidate_age >= self.cfg.max_wait:
+                        return [self.emit()]
+                return []
+        return [self.emit()] if self.candidate is not None else []
+
+    def _voices(self) -> np.ndarray:
+        """The smoothed voice scores, scoring first the recent hops whose voices were left for later."""
+        for k, pending in enumerate(self.pending_voices):
+            if pending is not None:
+                self.recent_voices[k] = pending()
+                self.pending_voices[k] = None
+        return self.recent_voices.mean(axis=0)
 
     def _consider(self, margins: np.ndarray, words: np.ndarray, voices: np.ndarray, voice_ok: np.ndarray,
                   boundary: int) -> None:
@@ -169,6 +184,7 @@ class StreamingDetector:
         self.hop_db = np.full(max(1, self.window // self.hop), -100.0)  # level of the hops in the window
         self.noise_floor = 0.0  # dBFS; falls to the quietest hop at once, rises slowly
         self.encoder_calls = 0
+        self.speaker_calls = 0  # hops whose speaker embedding was computed on its own (separable encoders)
         self.hops = 0
         # Half a window of silence before the stream (and after it, in flush) so a word at the very
         # start or end still gets a window centred on it. Stream time = sample index - lead.
@@ -213,7 +229,7 @@ class StreamingDetector:
             self.sample_count += len(piece)
             self._add_frames()
             if self.sample_count == self.next_boundary:
-                hop = self._score(self.next_boundary, self.tail)
+                hop = self._score(self.next_boundary, self.tail, live=decide)
                 if decide:
                     out += self.trigger.step(hop)
                 else:
@@ -223,6 +239,7 @@ class StreamingDetector:
 
     # -- framing ---------------------------------------------------------------------------------
     def _add_frames(self) -> None:
+        """Log-mel frames of every whole frame of the pending samples into the ring."""
         s = self.logmel.spec
         if len(self.pending) < s.win_length:
             return
@@ -256,12 +273,23 @@ class StreamingDetector:
         loudest = float(self.hop_db.max())
         return loudest > self.cfg.floor_dbfs and loudest > self.noise_floor + self.cfg.gate_db
 
-    def _score(self, boundary: int, hop_samples: np.ndarray) -> HopScores:
+    def _score(self, boundary: int, hop_samples: np.ndarray, live: bool) -> HopScores:
+        """One hop's scores. Live (`process`), voices are scored only if a decision asks; `hop_scores` scores
+        every voice, for replays."""
         gate_open = self._gate(hop_samples)
         self.hops += 1
-        if self.scorer.vocabulary.keys and gate_open and self.end >= self.n_frames:
-            feats = self.logmel.normalise(self.ring[self.end - self.n_frames : self.end]).T[None, None]
-            self.encoder_calls += 1
-            words, voices = self.scorer.score(self.backend.embed(feats))
-            return HopScores(boundary, words, voices)
-        return HopScores(boundary, *self.unscored)
+        if not (self.scorer.vocabulary.keys and gate_open and self.end >= self.n_frames):
+            return HopScores(boundary, *self.unscored)
+        window = self.ring[self.end - self.n_frames : self.end]
+        feats = np.ascontiguousarray(self.logmel.normalise(window).T[None, None])  # a copy: the ring moves on
+        self.encoder_calls += 1
+        if (live and self.backend.separable and self.scorer.vocabulary.voices
+                and self.scorer.speaker_output != "word"):
+            return HopScores(boundary, self.scorer.words(self.backend.embed(feats, ["word"])),
+                             functools.cache(lambda: self._speaker_scores(feats)))
+        needed = None if self.scorer.vocabulary.voices else ["word"]
+        return HopScores(boundary, *self.scorer.score(self.backend.embed(feats, needed)))
+
+    def _speaker_scores(self, feats: np.ndarray) -> np.ndarray:
+        self.speaker_calls += 1
+        return self.scorer.voices(self.backend.embed(feats, [self.scorer.speaker_output]))

@@ -190,7 +190,7 @@ class Runtime:
         """Unit-length embeddings of clips, each fitted to the model window."""
         n = self.logmel.spec.window_samples
         windows = np.stack([fix_length(c, n) for c in clips])
-        return self.backend.embed(self.logmel.batch(windows))[output]
+        return self.backend.embed(self.logmel.batch(windows), [output])[output]
 
     def embed_voice(self, clip: np.ndarray) -> np.ndarray:
         """A voice take's speaker embedding: the mean over the model windows that cover its speech."""
@@ -202,7 +202,8 @@ class Runtime:
             windows = np.stack([clip[s : s + n] for s in starts])
             energy = np.mean(np.square(windows, dtype=np.float64), axis=1)
             windows = windows[energy >= 0.1 * energy.max()]  # skip windows of mostly silence
-        return unit(self.backend.embed(self.logmel.batch(windows))[self.speaker_output].mean(axis=0)).astype(np.float32)
+        emb = self.backend.embed(self.logmel.batch(windows), [self.speaker_output])[self.speaker_output]
+        return unit(emb.mean(axis=0)).astype(np.float32)
 
     def check_take(self, x: np.ndarray, name: str) -> None:
         """Refuse a keyword take that is silent, clipped, too quiet, too short or longer than the window."""

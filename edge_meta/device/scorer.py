@@ -1,7 +1,7 @@
 """What the detector asks of each scored window: how much it sounds like each word, and like each voice.
 
-One encoder pass gives both embeddings (the bundle's "word" output and its "speaker" output, or the
-word output again when the bundle has no speaker projection). The word head is the one the bundle's
+The word embedding is the bundle's "word" output; the voice embedding its "speaker" output (or the
+word output again when the bundle has no speaker projection), asked for only when a decision needs it. The word head is the one the bundle's
 learner trained (`edge_meta.device.heads.HEADS`).
 
 Heads with open-set scores (prototype, matching, relation, last-layer) are thresholded directly.
@@ -39,7 +39,7 @@ class Vocabulary:
 
 
 class Scorer:
-    """Word and voice scores of a window's embeddings; `score` is called once per scored hop."""
+    """Word and voice scores of a window's embeddings; called once per scored hop (voices only when asked)."""
 
     def __init__(self, vocabulary: Vocabulary, word_head, gate: PrototypeHead | None, voice_head: PrototypeHead,
                  speaker_output: str) -> None:
@@ -49,14 +49,18 @@ class Scorer:
 
     def score(self, emb: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """(W,) word scores and (V,) voice scores of one window's embeddings ({output: (1, D)})."""
+        return self.words(emb), self.voices(emb)
+
+    def words(self, emb: dict[str, np.ndarray]) -> np.ndarray:
         word = emb["word"]
         if self.gate is None:
-            words = self.word_head.scores(word)[0]
-        else:
-            words = self.gate.scores(word)[0].copy()
-            picked = int(np.argmax(self.word_head.scores(word)[0]))
-            keep = words[picked]
-            words[:] = UNSCORED
-            words[picked] = keep
-        voices = self.voice_head.scores(emb[self.speaker_output])[0] if self.vocabulary.voices else np.zeros(0, np.float32)
-        return words, voices
+            return self.word_head.scores(word)[0]
+        words = self.gate.scores(word)[0].copy()
+        picked = int(np.argmax(self.word_head.scores(word)[0]))
+        keep = words[picked]
+        words[:] = UNSCORED
+        words[picked] = keep
+        return words
+
+    def voices(self, emb: dict[str, np.ndarray]) -> np.ndarray:
+        return self.voice_head.scores(emb[self.speaker_output])[0] if self.vocabulary.voices else np.zeros(0, np.float32)

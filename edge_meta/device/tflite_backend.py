@@ -46,6 +46,7 @@ def _dequantise(y: np.ndarray, detail: dict) -> np.ndarray:
 
 class TfliteBackend:
     name = "tflite"
+    separable = False  # one graph: every invoke computes every output
 
     def __init__(self, model_path: str | Path, threads: int = 1, outputs: list[str] | None = None) -> None:
         try:
@@ -59,8 +60,8 @@ class TfliteBackend:
         self.outputs = outputs or [f"output_{i}" for i in range(len(details))]
         self.output_details = sorted(details, key=lambda d: d["name"])
 
-    def embed(self, features: np.ndarray) -> dict[str, np.ndarray]:
-        """One invoke per window: the converted graph has a fixed batch of 1."""
+    def embed(self, features: np.ndarray, outputs: list[str] | None = None) -> dict[str, np.ndarray]:
+        """One invoke per window (the converted graph has a fixed batch of 1); every output, whatever is asked."""
         rows: list[list[np.ndarray]] = [[] for _ in self.outputs]
         for window in np.asarray(features, dtype=np.float32):
             self.interpreter.set_tensor(self.input["index"], _quantise(window[None], self.input))

@@ -124,6 +124,7 @@ def export_bundle(checkpoint: str | Path, out: str | Path, calibration: str | Pa
     from tqdm import tqdm
 
     from edge_meta.export.onnx_export import INPUT_NAME, export_head_graph, export_onnx
+    from edge_meta.export.onnx_split import separable, split_by_output
     from edge_meta.export.quantize import quantize_int8
     from edge_meta.export.tflite_export import export_tflite_int8, tflite_available
     from edge_meta.train.checkpoint import load_checkpoint
@@ -156,9 +157,14 @@ def export_bundle(checkpoint: str | Path, out: str | Path, calibration: str | Pa
         stage.mkdir()
         outputs = export_onnx(learner.encoder, spec, stage / "encoder.fp32.onnx")
         step("onnx")
-        files = [{"backend": "onnx", "precision": "fp32", "file": "encoder.fp32.onnx"},
-                 {"backend": "onnx", "precision": "int8", "file": "encoder.int8.onnx",
-                  "quantization": quantize_int8(stage / "encoder.fp32.onnx", stage / "encoder.int8.onnx", calib_all, activations)}]
+        int8 = {"backend": "onnx", "precision": "int8",
+                "quantization": quantize_int8(stage / "encoder.fp32.onnx", stage / "encoder.int8.onnx", calib_all, activations)}
+        files = [{"backend": "onnx", "precision": "fp32", "file": "encoder.fp32.onnx"}]
+        if separable(stage / "encoder.int8.onnx", outputs):  # a pair: the device runs the speaker graph only when needed
+            files += [{**int8, **part} for part in split_by_output(stage / "encoder.int8.onnx", outputs, INPUT_NAME)]
+            (stage / "encoder.int8.onnx").unlink()
+        else:
+            files.append({**int8, "file": "encoder.int8.onnx"})
         step("quantise onnx")
         if "tflite" in formats:
             files.append({"backend": "tflite", "precision": "int8", "file": "encoder.int8.tflite",
@@ -190,9 +196,9 @@ def export_bundle(checkpoint: str | Path, out: str | Path, calibration: str | Pa
         labels = np.array([sorted({i.label for i in parity_items}).index(i.label) for i in parity_items])
         ref_emb = reference.embed(parity)["word"]
         report.latency_ms["onnx fp32"] = encoder_latency_ms(reference, parity)
-        for entry in files[1:]:
-            backend = _open_encoder(stage, entry, outputs)
-            name = f"{entry['backend']} {entry['precision']}"
+        for fmt in dict.fromkeys((e["backend"], e["precision"]) for e in files[1:]):
+            backend = _open_encoder(stage, [e for e in files if (e["backend"], e["precision"]) == fmt], outputs)
+            name = " ".join(fmt)
             report.parity[name] = _parity(ref_emb, backend.embed(parity)["word"], labels)
             report.latency_ms[name] = encoder_latency_ms(backend, parity)
         (stage / "report.json").write_text(json.dumps(
@@ -244,9 +250,10 @@ def export_bundle(checkpoint: str | Path, out: str | Path, calibration: str | Pa
     return report
 
 
-def _open_encoder(stage: Path, entry: dict, outputs: list[str]):
-    if entry["backend"] == "tflite":
+def _open_encoder(stage: Path, entries: list[dict], outputs: list[str]):
+    """One encoder format's backend from its file entries (one TFLite file; one ONNX file or one per output)."""
+    if entries[0]["backend"] == "tflite":
         from edge_meta.device.tflite_backend import TfliteBackend
 
-        return TfliteBackend(stage / entry["file"], outputs=outputs)
-    return OnnxBackend(stage / entry["file"])
+        return TfliteBackend(stage / entries[0]["file"], outputs=outputs)
+    return OnnxBackend([stage / e["file"] for e in entries])
