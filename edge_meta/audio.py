@@ -24,8 +24,12 @@ class AudioConversionWarning(UserWarning):
     """The input was not 16 kHz mono and was converted."""
 
 
-def read_audio(path: str | Path, sample_rate: int = SAMPLE_RATE, announce: bool = True) -> np.ndarray:
-    """Read ``path`` as float32 mono at ``sample_rate``; raise AudioError naming the file on any problem."""
+READ_ERRORS = (sf.LibsndfileError, RuntimeError, ValueError, TypeError, OverflowError, MemoryError)
+READ_FIX = "use WAV, FLAC or OGG; convert other formats first, e.g. `sox in.mp4 -r 16000 out.wav`"
+
+
+def open_audio(path: str | Path) -> sf.SoundFile:
+    """``path`` opened for reading (its header checked, nothing decoded yet); AudioError naming the file if not."""
     path = Path(path)
     if not path.exists():
         raise AudioError(f"{path}: no such file", "check the path")
@@ -34,12 +38,18 @@ def read_audio(path: str | Path, sample_rate: int = SAMPLE_RATE, announce: bool 
     if path.stat().st_size == 0:
         raise AudioError(f"{path}: the file is empty", "record it again")
     try:
-        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError, OverflowError, MemoryError) as exc:
-        raise AudioError(
-            f"{path}: not a readable audio file ({_first_line(exc)})",
-            "use WAV, FLAC or OGG; convert other formats first, e.g. `sox in.mp4 -r 16000 out.wav`",
-        ) from None
+        return sf.SoundFile(str(path))
+    except READ_ERRORS as exc:
+        raise AudioError(f"{path}: not a readable audio file ({_first_line(exc)})", READ_FIX) from None
+
+
+def read_audio(path: str | Path, sample_rate: int = SAMPLE_RATE, announce: bool = True) -> np.ndarray:
+    """Read ``path`` as float32 mono at ``sample_rate``; raise AudioError naming the file on any problem."""
+    with open_audio(path) as f:
+        try:
+            data, sr = f.read(dtype="float32", always_2d=True), f.samplerate
+        except READ_ERRORS as exc:
+            raise AudioError(f"{path}: not a readable audio file ({_first_line(exc)})", READ_FIX) from None
     return prepare(data, sr, sample_rate, source=str(path), announce=announce)
 
 

@@ -41,6 +41,47 @@ def test_paced_and_fast_file_sources_yield_the_same_audio(tmp_path):
     np.testing.assert_allclose(fast, audio, atol=1e-4)
 
 
+def test_a_16khz_file_is_decoded_chunk_by_chunk_not_held_whole(tmp_path):
+    """A minute of 16 kHz stereo speech-like audio comes out as read_audio gives it (down-mixed, said once), while
+    the source never holds more than a few chunks: peak allocation well under the file's 3.8 MB of samples."""
+    import tracemalloc
+    import warnings
+
+    from edge_meta.audio import AudioConversionWarning
+
+    rng = np.random.default_rng(0)
+    stereo = (0.1 * rng.standard_normal((60 * 16000, 2))).astype(np.float32)
+    path = tmp_path / "long.wav"
+    sf.write(path, stereo, 16000, subtype="PCM_16")
+    with pytest.warns(AudioConversionWarning, match="down-mixed"):
+        want = read_audio(path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        tracemalloc.start()
+        total, last = 0, None
+        for chunk in WavSource(path).chunks():
+            total, last = total + len(chunk), chunk
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    assert total == len(want) and np.array_equal(last, want[-len(last):])
+    np.testing.assert_array_equal(np.concatenate(list(WavSource(path).chunks())), want)
+    assert sum(issubclass(w.category, AudioConversionWarning) for w in caught) == 1
+    assert peak < 0.25 * want.nbytes
+
+
+def test_a_file_damaged_midway_is_refused_naming_where(tmp_path):
+    """Non-finite samples half-way through a float WAV: the chunks before it play, then an AudioError names the
+    file and the second it is at (the daemon stops with that message instead of scoring garbage)."""
+    audio = np.zeros(32000, np.float32)
+    audio[20000] = np.nan
+    path = tmp_path / "bad.wav"
+    sf.write(path, audio, 16000, subtype="FLOAT")
+    chunks = WavSource(path).chunks()
+    assert len(next(chunks)) == 1600
+    with pytest.raises(AudioError, match=r"bad.wav \(at 1.2 s\): contains NaN"):
+        list(chunks)
+
+
 def test_the_decimator_keeps_speech_band_and_stops_aliases():
     t = np.arange(48000 * 2) / 48000
     tone = np.sin(2 * np.pi * 440 * t) + np.sin(2 * np.pi * 11000 * t)  # 11 kHz would alias to 5 kHz at 16 kHz

@@ -19,7 +19,7 @@ from typing import BinaryIO, Iterator, Protocol
 
 import numpy as np
 
-from edge_meta.audio import SAMPLE_RATE, read_audio
+from edge_meta.audio import READ_ERRORS, READ_FIX, SAMPLE_RATE, open_audio, prepare, read_audio
 from edge_meta.errors import AudioError
 
 log = logging.getLogger("edge_meta.device")
@@ -34,21 +34,51 @@ class AudioSource(Protocol):
 
 
 class WavSource:
-    """A recorded file, as fast as possible or paced like a live microphone (``realtime=True``)."""
+    """A recorded file, as fast as possible or paced like a live microphone (``realtime=True``).
+
+    A 16 kHz file is decoded one chunk at a time, so a day-long recording costs the daemon no more memory
+    than a microphone; a file at another rate is read and resampled whole (the resampler needs it all)."""
 
     def __init__(self, path: str | Path, chunk_s: float = 0.1, realtime: bool = False) -> None:
         self.path = Path(path)
         self.sample_rate = SAMPLE_RATE
-        self.audio = read_audio(self.path)
         self.chunk = int(chunk_s * SAMPLE_RATE)
         self.realtime = realtime
+        with open_audio(self.path) as f:  # a missing or unreadable file is refused here, before any model loads
+            streamable, frames = f.samplerate == SAMPLE_RATE, f.frames
+        if frames == 0:
+            raise AudioError(f"{self.path}: holds no audio samples", "record it again")
+        self.audio = None if streamable else read_audio(self.path)
 
     def chunks(self) -> Iterator[np.ndarray]:
         start = time.monotonic()
-        for i in range(0, len(self.audio), self.chunk):
+        for i, chunk in enumerate(self._decoded()):
             if self.realtime:
-                time.sleep(max(0.0, start + i / SAMPLE_RATE - time.monotonic()))
-            yield self.audio[i : i + self.chunk]
+                time.sleep(max(0.0, start + i * self.chunk / SAMPLE_RATE - time.monotonic()))
+            yield chunk
+
+    def _decoded(self) -> Iterator[np.ndarray]:
+        if self.audio is not None:
+            for i in range(0, len(self.audio), self.chunk):
+                yield self.audio[i : i + self.chunk]
+            return
+        with open_audio(self.path) as f:
+            blocks = f.blocks(blocksize=self.chunk, dtype="float32", always_2d=True)
+            for i, block in enumerate(_read_errors_named(blocks, self.path)):
+                yield prepare(block, SAMPLE_RATE, source=f"{self.path} (at {i * self.chunk / SAMPLE_RATE:.1f} s)",
+                              announce=i == 0)
+
+
+def _read_errors_named(blocks: Iterator[np.ndarray], path: Path) -> Iterator[np.ndarray]:
+    """The blocks of a file, a decoding error (a truncated or damaged file) raised as an AudioError naming it."""
+    while True:
+        try:
+            block = next(blocks)
+        except StopIteration:
+            return
+        except READ_ERRORS as exc:
+            raise AudioError(f"{path}: not a readable audio file ({exc})", READ_FIX) from None
+        yield block
 
 
 class ArraySource:
