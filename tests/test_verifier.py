@@ -7,7 +7,7 @@ from scipy.fft import dct
 from edge_meta.audio import read_audio
 from edge_meta.device import Runtime
 from edge_meta.device.detector import DetectorConfig
-from edge_meta.device.verifier import TemplateVerifier, dct_matrix, passes, subsequence_cost
+from edge_meta.device.verifier import TemplateVerifier, dct_matrix, passes, subsequence_cost, subsequence_costs
 from edge_meta.frontend import FrontendSpec, LogMel
 
 SR = 16000
@@ -29,6 +29,18 @@ def test_subsequence_cost_finds_a_template_anywhere_and_at_half_speed():
     assert subsequence_cost(template, slow) == pytest.approx(0.0, abs=1e-3)
     assert subsequence_cost(template, rng.normal(size=(90, 12)).astype(np.float32)) > 1.0
     assert subsequence_cost(template, np.zeros((0, 12), np.float32)) == np.inf
+
+
+def test_templates_of_different_lengths_are_aligned_together_as_each_alone():
+    """The batched alignment gives each template the cost it has on its own: a 20-frame template placed in the
+    window costs ~0 beside 1- to 60-frame random ones, and the order of the templates does not matter."""
+    rng = np.random.default_rng(1)
+    window = rng.normal(size=(90, 12)).astype(np.float32)
+    templates = [rng.normal(size=(n, 12)).astype(np.float32) for n in (1, 7, 60, 33)] + [window[40:60].copy()]
+    together = subsequence_costs(templates, window)
+    assert together[-1] == pytest.approx(0.0, abs=1e-3) and together[:-1].min() > 1.0
+    np.testing.assert_allclose(together, [subsequence_costs([t], window)[0] for t in templates], rtol=1e-6)
+    np.testing.assert_allclose(subsequence_costs(templates[::-1], window), together[::-1], rtol=1e-6)
 
 
 def _window(x: np.ndarray, logmel: LogMel, rng) -> np.ndarray:

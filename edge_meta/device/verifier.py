@@ -51,17 +51,32 @@ def subsequence_cost(template: np.ndarray, window: np.ndarray) -> float:
     Each template frame moves the window on by 0, 1 or 2 frames, so the spoken word may be faster than the
     take or up to twice as slow; the window's start and end are free. Local cost: Euclidean distance.
     """
+    return float(subsequence_costs([template], window)[0])
+
+
+def subsequence_costs(templates: list[np.ndarray], window: np.ndarray) -> np.ndarray:
+    """`subsequence_cost` of each template in one pass: the templates are stacked (the shorter ones padded) and
+    aligned together, row by row, so a word's five takes cost one loop of numpy calls instead of five."""
     if len(window) == 0:
-        return math.inf
-    costs = np.sqrt(np.maximum(np.sum(template * template, 1)[:, None] - 2.0 * template @ window.T
-                               + np.sum(window * window, 1)[None, :], 0.0))
-    acc = costs[0].copy()
-    shifted = np.empty((2, len(window)), dtype=acc.dtype)
-    for row in costs[1:]:
-        shifted[:, :2] = np.inf
-        shifted[0, 1:], shifted[1, 2:] = acc[:-1], acc[:-2]
-        acc = row + np.minimum(acc, shifted.min(axis=0))
-    return float(acc.min() / len(template))
+        return np.full(len(templates), math.inf)
+    lengths = np.array([len(t) for t in templates])
+    stack = np.zeros((len(templates), lengths.max(), window.shape[1]), dtype=np.float32)
+    for k, t in enumerate(templates):
+        stack[k, : len(t)] = t
+    costs = np.sqrt(np.maximum(np.sum(stack * stack, 2)[:, :, None] - 2.0 * stack @ window.T
+                               + np.sum(window * window, 1)[None, None, :], 0.0))  # (K, T, W)
+    acc = costs[:, 0].copy()
+    best = np.full(len(templates), math.inf)
+    for i in range(lengths.max()):
+        if i:  # window frame j is reached from j, j-1 or j-2 of the previous template frame
+            reach = acc.copy()
+            np.minimum(reach[:, 1:], acc[:, :-1], out=reach[:, 1:])
+            np.minimum(reach[:, 2:], acc[:, :-2], out=reach[:, 2:])
+            acc = np.add(costs[:, i], reach, out=reach)
+        done = lengths == i + 1
+        if done.any():
+            best[done] = acc[done].min(axis=1)
+    return best / lengths
 
 
 class TemplateVerifier:
@@ -87,8 +102,8 @@ class TemplateVerifier:
         """Median over takes of its best match among the other takes: how far this word's own takes lie apart."""
         if len(takes) < 2:
             return None
-        own = [min(subsequence_cost(templates[j], self.cepstra(self.logmel.log_mel_frames(x)))
-                   for j in range(len(takes)) if j != i) for i, x in enumerate(takes)]
+        own = [subsequence_costs([t for j, t in enumerate(templates) if j != i],
+                                 self.cepstra(self.logmel.log_mel_frames(x))).min() for i, x in enumerate(takes)]
         return max(float(np.median(own)), 1e-6)
 
     def checks(self, word: int) -> bool:
@@ -99,7 +114,7 @@ class TemplateVerifier:
         if len(log_mel) < MIN_FRAMES:
             return math.inf
         frames = self.cepstra(log_mel)
-        return min(subsequence_cost(t, frames) for t in self.templates[word]) / self.scales[word]
+        return float(subsequence_costs(self.templates[word], frames).min()) / self.scales[word]
 
     def accepts(self, word: int, log_mel: np.ndarray, margin: float) -> bool:
         return not self.checks(word) or passes(self.ratio(word, log_mel), margin, self.max_ratio, self.slope)
