@@ -9,10 +9,12 @@ takes 0-4 (5 takes, user = the speaker), then one long stream is built from
 - non-keyword speech: the speaker's other digits, other FSDD speakers' non-keyword digits, Speech
   Commands words (no digits) and Arabic Speech Commands words;
 - noise: Speech Commands `_silence_` clips and stretches of the Arabic `_background_noise_` recordings;
-with 0.3-1.2 s of quiet room noise between segments. The detector runs once over the stream (hop
-scores recorded), then its decisions are replayed with every threshold moved by the same offset, with
-the template check of candidates at its defaults, at a few other settings, and off: offset 0 with the
-default check is the shipped operating point; the sweep gives the DET curves. A detection counts as a hit when
+with 0.3-1.2 s of quiet room noise between segments. The detector scores every hop of the stream once
+(hop scores recorded); `Hold.replay` then gives the hops the live detector would have scored (it skips
+the encoder on hops after one far below every threshold), and the decisions are replayed with every
+threshold moved by the same offset, with the template check of candidates at its defaults, at a few
+other settings, and off, and with other hold settings: offset 0 with the defaults is the shipped
+operating point; the sweep gives the DET curves. A detection counts as a hit when
 it names the right keyword and overlaps its utterance; any other detection is a false accept (the
 wrong keyword on a keyword counts too). FA/h is per hour of non-keyword audio.
 """
@@ -37,7 +39,7 @@ from edge_meta.audio import read_audio  # noqa: E402
 from edge_meta.corpora import ENGLISH_EVAL_WORDS, read_corpus  # noqa: E402
 from edge_meta.demo import score_detections  # noqa: E402
 from edge_meta.device import Runtime  # noqa: E402
-from edge_meta.device.detector import DetectorConfig, Trigger, Verify, verified_frames  # noqa: E402
+from edge_meta.device.detector import DetectorConfig, Hold, Trigger, Verify, verified_frames  # noqa: E402
 from edge_meta.device.verifier import passes  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -47,6 +49,7 @@ SR = 16000
 SPEAKERS = ("george", "jackson", "lucas", "nicolas", "theo", "yweweler")
 OFFSETS = np.round(np.arange(-0.10, 0.3001, 0.01), 3)
 CHECKS = ((1.5, 5.0), (1.7, 5.0), (1.3, 0.0))  # (template_ratio, template_slope) swept beside the default and "off"
+HOLDS = ((math.inf, 0), (0.15, 1), (0.1, 2), (0.25, 2), (0.15, 3), (0.25, 3))  # (hold_below, hold_hops) swept
 SOURCES = ("the speaker's other digits", "other speakers' digits", "Speech Commands and Arabic words", "noise", "pauses")
 
 
@@ -165,7 +168,11 @@ def run(args: argparse.Namespace) -> dict:
     cfg = config_for_hop(args.hop)
     default = (cfg.template_ratio, cfg.template_slope)
     checks = [default, *[c for c in CHECKS if c != default], (math.inf, 0.0)]
-    sweep = {(c, float(o)): [0, 0, 0, 0.0] for c in checks for o in OFFSETS}  # keywords, hits, false accepts, hours
+    hold = (cfg.hold_below, cfg.hold_hops)
+    holds = [hold, *[h for h in HOLDS if h != hold]]
+    variants = [(c, hold) for c in checks] + [(default, h) for h in holds[1:]]
+    sweep = {(v, float(o)): [0, 0, 0, 0.0] for v in variants for o in OFFSETS}  # keywords, hits, false accepts, hours
+    encoded = {h: [0, 0] for h in holds}  # hops that ran the encoder, all hops
     rows: list[dict] = []
     by_source: dict[str, int] = {}
     started = time.perf_counter()
@@ -175,37 +182,53 @@ def run(args: argparse.Namespace) -> dict:
                 rt.enroll_word(str(d), enrollment_takes(fsdd, speaker, d), user=speaker)
             det = rt.detector(cfg)
             vocab = det.scorer.vocabulary
-            hops = []
+            every = []
             for i in range(0, len(audio), 1600):
-                hops += det.hop_scores(audio[i : i + 1600])
-            hops += det.hop_scores(np.zeros(det.lead + det.hop, np.float32))
+                every += det.hop_scores(audio[i : i + 1600])
+            every += det.hop_scores(np.zeros(det.lead + det.hop, np.float32))
+            held = {h: Hold(vocab.thresholds, *h).replay(every) for h in holds}  # what the live detector scores
+            for h, hops in held.items():
+                encoded[h][0] += sum(not (x.gated or x.held) for x in hops)
+                encoded[h][1] += len(hops)
             hours = non_keyword_hours(len(audio) / SR, truth)
             ratio_of = template_ratios(rt, det, audio)
-            for check in checks:
+            for check, h in variants:
                 verify = None if math.isinf(check[0]) else (
                     lambda w, b, m, c=check: passes(ratio_of(w, b), m, *c))
                 for offset in OFFSETS:
-                    found = replay(hops, vocab, cfg, det, float(offset), verify)
+                    found = replay(held[h], vocab, cfg, det, float(offset), verify)
                     s = score_detections(found, truth)
-                    acc = sweep[check, float(offset)]
+                    acc = sweep[(check, h), float(offset)]
                     acc[0] += s["keywords"]
                     acc[1] += s["hits"]
                     acc[2] += acc_fa(s)
                     acc[3] += hours
-                    if offset == 0 and check == default:
+                    if offset == 0 and (check, h) == variants[0]:
                         for source, n in false_accept_sources(found, truth).items():
                             by_source[source] = by_source.get(source, 0) + n
                         rows.append({"speaker": speaker, "keywords": keywords, "minutes": round(len(audio) / SR / 60, 1),
                                      "keyword_utterances": s["keywords"], "hits": s["hits"], "false_accepts": acc_fa(s),
                                      "frr": 1 - s["hits"] / s["keywords"], "fa_per_hour": acc_fa(s) / hours,
-                                     "encoder_share": det.encoder_calls / det.hops})
+                                     "encoder_share": sum(not (x.gated or x.held) for x in held[hold]) / len(every)})
         print(f"{speaker:9} keywords {keywords}: {rows[-1]['hits']}/{rows[-1]['keyword_utterances']} found, "
               f"{rows[-1]['false_accepts']} false accepts in {hours:.2f} h of other audio, "
               f"{ratio_of.cache_info().currsize} template checks ({time.perf_counter() - started:.0f} s)", flush=True)
-    curves = {check_name(c): [{"offset": o, "frr": 1 - k[1] / k[0], "fa_per_hour": k[2] / k[3]}
-                              for (cc, o), k in sorted(sweep.items()) if cc == c] for c in checks}
-    return {"rows": rows, "det": curves[check_name(default)], "det_by_check": curves, "default_check": check_name(default),
-            "hours": sweep[default, 0.0][3], "keywords": sweep[default, 0.0][0], "by_source": by_source}
+
+    def curve(variant) -> list[dict]:
+        return [{"offset": o, "frr": 1 - k[1] / k[0], "fa_per_hour": k[2] / k[3]}
+                for (v, o), k in sorted(sweep.items()) if v == variant]
+
+    return {"rows": rows, "det": curve(variants[0]), "default_check": check_name(default),
+            "det_by_check": {check_name(c): curve((c, hold)) for c in checks},
+            "default_hold": hold_name(hold),
+            "det_by_hold": {hold_name(h): curve((default, h)) for h in holds},
+            "encoder_share_by_hold": {hold_name(h): n / total for h, (n, total) in encoded.items()},
+            "hours": sweep[variants[0], 0.0][3], "keywords": sweep[variants[0], 0.0][0], "by_source": by_source}
+
+
+def hold_name(hold: tuple[float, int]) -> str:
+    below, hops = hold
+    return "every hop scored" if math.isinf(below) else f"below {below:g}, {hops} hop{'s' if hops > 1 else ''}"
 
 
 def check_name(check: tuple[float, float]) -> str:
@@ -262,12 +285,27 @@ def table(result: dict) -> str:
     lines.append("| template check | " + " | ".join(t[0] for t in TARGETS) + " |")
     lines.append("|---|" + "---|" * len(TARGETS))
     for name, curve in result["det_by_check"].items():
-        cells = []
-        for _, key, limit, other in TARGETS:
-            p = next(p for p in curve if p["offset"] == 0.0) if key == "offset" else best_at(curve, key, limit, other)
-            cells.append(f"{100 * p['frr']:.1f}% / {p['fa_per_hour']:.2f}" if p else "not reached")
-        lines.append(f"| {name}{' (default)' if name == result['default_check'] else ''} | " + " | ".join(cells) + " |")
+        lines.append(f"| {name}{' (default)' if name == result['default_check'] else ''} | " + target_cells(curve) + " |")
+    lines.append("")
+    lines.append("Holding (`[detector] hold_below`, `hold_hops`): the hops after one where every word scored at least "
+                 "hold_below under its threshold keep that hop's scores instead of running the encoder, hold_hops of "
+                 "them. With the default check, FRR / FA/h:")
+    lines.append("")
+    lines.append("| hold | encoder ran on | " + " | ".join(t[0] for t in TARGETS) + " |")
+    lines.append("|---|---|" + "---|" * len(TARGETS))
+    for name, curve in result["det_by_hold"].items():
+        lines.append(f"| {name}{' (default)' if name == result['default_hold'] else ''} | "
+                     f"{100 * result['encoder_share_by_hold'][name]:.0f}% of hops | " + target_cells(curve) + " |")
     return "\n".join(lines)
+
+
+def target_cells(curve: list[dict]) -> str:
+    """FRR / FA/h of a DET curve at each of the TARGETS, as table cells."""
+    cells = []
+    for _, key, limit, other in TARGETS:
+        p = next(p for p in curve if p["offset"] == 0.0) if key == "offset" else best_at(curve, key, limit, other)
+        cells.append(f"{100 * p['frr']:.1f}% / {p['fa_per_hour']:.2f}" if p else "not reached")
+    return " | ".join(cells)
 
 
 TARGETS = (("calibrated (offset 0)", "offset", 0.0, "offset"),

@@ -221,8 +221,9 @@ def test_the_example_config_loads_as_shipped(tmp_path):
     cfg = load_config(Path(__file__).resolve().parents[1] / "device" / "device.toml")
     assert cfg.detector.floor_dbfs == -60.0 and cfg.detector.template_ratio == DetectorConfig().template_ratio
     off = tmp_path / "off.toml"
-    off.write_text("[detector]\ntemplate_ratio = inf\n")  # the template check turned off
-    assert math.isinf(load_config(off).detector.template_ratio)
+    off.write_text("[detector]\ntemplate_ratio = inf\nhold_below = inf\n")  # the check and the holds turned off
+    assert math.isinf(load_config(off).detector.template_ratio) and math.isinf(load_config(off).detector.hold_below)
+    assert cfg.block_s == DeviceConfig().block_s and cfg.detector.hold_hops == DetectorConfig().hold_hops
 
 
 def test_config_file_is_checked_key_by_key(tmp_path):
@@ -236,6 +237,8 @@ def test_config_file_is_checked_key_by_key(tmp_path):
                          ("[detector]\nhop_s = nan\n", "detector.hop_s: must be a finite number"),
                          ("[detector]\nfloor_dbfs = 6.0\n", "detector.floor_dbfs: is a level in dBFS"),
                          ("[detector]\nsmoothing = 0\n", "detector.smoothing: must be positive"),
+                         ("[input]\nblock_s = 5\n", "input.block_s: must be between 0.01 and 1 s"),
+                         ("[detector]\nhold_hops = 1.5\n", "detector.hold_hops: expected a number"),
                          ('[[commands]]\nword = "x"\nrun = "rm -rf /"\n', "commands[0].run"),
                          ("[daemon\n", "not valid TOML")]:
         bad = tmp_path / "bad.toml"

@@ -136,3 +136,75 @@ def test_streaming_in_odd_chunk_sizes_gives_the_same_detections(tmp_path, fsdd_d
             runs.append([(d.label, round(d.start_s, 2)) for d in found])
     assert runs[0] == runs[1] == runs[2]
     assert len(runs[0]) >= 3
+
+
+def test_a_hold_keeps_scores_only_after_a_hop_far_below_every_threshold():
+    from edge_meta.device.detector import Hold, HopScores
+
+    far, near = np.array([0.2, 0.3], np.float32), np.array([0.2, 0.55], np.float32)
+    gated = HopScores(0, np.full(2, -1.0, np.float32), np.zeros(0), gated=True)
+    hops = [HopScores(i, s, np.zeros(0)) for i, s in enumerate([far, far, far, near, far, far])]
+    hops.insert(5, gated)
+    kept = Hold(np.array([0.6, 0.6], np.float32), below=0.15, hops=1).replay(hops)
+    # far -> held; far -> held is not re-offered, so the third is scored; near is scored and offers nothing
+    assert [h.held for h in kept] == [False, True, False, True, False, False, False]
+    assert kept[1].boundary == 1 and kept[1].words is far
+    assert [h.held for h in Hold(np.array([0.6, 0.6]), below=0.15, hops=2).replay(hops[:4])] == [False, True, True, False]
+    assert not any(h.held for h in Hold(np.array([0.6, 0.6]), below=float("inf")).replay(hops))
+
+
+def test_holding_skips_encoder_calls_not_words(tmp_path, fsdd_dir):
+    """jackson's 'nine' among his other digits: with the default hold the encoder runs on far fewer hops, and the
+    same nines are found as when every hop is scored (a peak at most one hop apart)."""
+    from edge_meta.device.detector import DetectorConfig
+
+    clips = [p for t in range(10, 16) for p in fsdd_takes(fsdd_dir, 9, "jackson", [t])
+             + fsdd_takes(fsdd_dir, t % 9, "jackson", [t, t + 10])]
+    audio = np.concatenate([np.concatenate([read_audio(p, announce=False), np.zeros(6000, np.float32)]) for p in clips])
+    with Runtime.open(store=tmp_path / "p.db") as rt:
+        rt.enroll_word("nine", fsdd_takes(fsdd_dir, 9, "jackson", range(5)))
+        runs = {}
+        for below in (float("inf"), DetectorConfig().hold_below):
+            det = rt.detector(DetectorConfig(hold_below=below))
+            found = [d for c in ArraySource(audio).chunks() for d in det.process(c)] + det.flush()
+            runs[below] = ([(d.label, round(d.start_s, 2)) for d in found], det.encoder_calls)
+    (every, every_calls), (held, held_calls) = runs.values()
+    assert [w for w, _ in held] == [w for w, _ in every] and len(every) >= 4
+    assert max(abs(a - b) for (_, a), (_, b) in zip(held, every)) <= 0.1 + 1e-6  # a peak may move by one hop
+    assert held_calls < 0.85 * every_calls
+
+
+class RecordingBackend:
+    """Keeps every window the detector hands the encoder, with the stream position (the window's end)."""
+
+    def __init__(self, inner):
+        self.inner, self.name, self.separable, self.windows = inner, inner.name, inner.separable, []
+        self.detector = None
+
+    def embed(self, features, outputs=None):
+        self.windows.append((self.detector.next_boundary, features[0, 0].copy()))
+        return self.inner.embed(features, outputs)
+
+
+def test_frames_skipped_below_the_gate_are_computed_when_it_opens(tmp_path, fsdd_dir):
+    """Quiet stretches (silence, then faint noise) between words leave the log-mel frames uncomputed; every window
+    the encoder then sees equals the one computed offline from the whole stream (to float32 rounding: the frames
+    are computed in other batches)."""
+    rng = np.random.default_rng(0)
+    quiet = [np.zeros(40000, np.float32), (1e-4 * rng.standard_normal(30000)).astype(np.float32)]
+    words = [read_audio(p, announce=False) for p in fsdd_takes(fsdd_dir, 4, "theo", range(10, 14))]
+    audio = np.concatenate([x for w, q in zip(words, quiet * 2) for x in (q, w)])
+    with Runtime.open(store=tmp_path / "p.db") as rt:
+        rt.enroll_word("four", fsdd_takes(fsdd_dir, 4, "theo", range(3)))
+        rt.backend = RecordingBackend(rt.backend)
+        det = rt.backend.detector = rt.detector()
+        for c in ArraySource(audio, 0.2).chunks():
+            det.process(c)
+        spec = rt.logmel.spec
+        frames = rt.logmel.log_mel_frames(np.concatenate([np.zeros(det.lead, np.float32), audio]))
+        windows = rt.backend.windows
+    assert 0.2 < det.encoder_calls / det.hops < 0.8 and len(windows) == det.encoder_calls  # the gate shut a while
+    for boundary, window in windows:
+        end = 1 + (boundary - spec.win_length) // spec.hop_length
+        offline = rt.logmel.normalise(frames[end - spec.n_frames : end]).T
+        np.testing.assert_allclose(window, offline, atol=1e-5)

@@ -43,14 +43,14 @@ def _open(args: argparse.Namespace, bundle: str | None = None, store: str | None
                         precision=args.precision or "int8", threads=args.threads or 1)
 
 
-def _source(spec: str, realtime: bool = False, mic_device: str | int | None = None):
+def _source(spec: str, realtime: bool = False, mic_device: str | int | None = None, block_s: float = 0.1):
     from edge_meta.device.sources import Microphone, StdinSource, WavSource
 
     if spec == "mic":
-        return Microphone(_device(mic_device))
+        return Microphone(_device(mic_device), chunk_s=block_s)
     if spec == "-":
-        return StdinSource()
-    return WavSource(spec, realtime=realtime)
+        return StdinSource(chunk_s=block_s)
+    return WavSource(spec, chunk_s=block_s, realtime=realtime)
 
 
 def _device(value: str | int | None) -> str | int | None:
@@ -158,7 +158,7 @@ def _run(args: argparse.Namespace) -> int:
             setattr(args, attr, getattr(cfg, attr))
     logs.setup(cfg.log_level)
     with _open(args, bundle=cfg.bundle, store=cfg.store) as rt:
-        return Daemon(rt, _source(cfg.input, args.realtime, cfg.mic_device), cfg).run()
+        return Daemon(rt, _source(cfg.input, args.realtime, cfg.mic_device, cfg.block_s), cfg).run()
 
 
 def _list(args: argparse.Namespace) -> int:

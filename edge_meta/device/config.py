@@ -39,6 +39,7 @@ class DeviceConfig:
     threads: int = 1
     input: str = "mic"  # "mic", a file path, or "-" for raw PCM on stdin
     mic_device: str | int | None = None
+    block_s: float = 0.2  # audio per wake-up: the detector still scores every hop_s; longer = less CPU, more latency
     socket: str | None = None
     log_level: str = "info"
     detector: DetectorConfig = field(default_factory=DetectorConfig)
@@ -49,7 +50,7 @@ SECTIONS: dict[str, dict[str, tuple[str, type | tuple[type, ...]]]] = {
     # section -> key -> (DeviceConfig attribute, accepted TOML types)
     "runtime": {"bundle": ("bundle", str), "store": ("store", str), "backend": ("backend", str),
                 "precision": ("precision", str), "threads": ("threads", int)},
-    "input": {"source": ("input", str), "device": ("mic_device", (str, int))},
+    "input": {"source": ("input", str), "device": ("mic_device", (str, int)), "block_s": ("block_s", (float, int))},
     "daemon": {"socket": ("socket", str), "log_level": ("log_level", str)},
 }
 
@@ -80,6 +81,9 @@ def load_config(path: str | Path) -> DeviceConfig:
     cfg.commands = _commands(path, doc.get("commands", []))
     if cfg.log_level not in LOG_LEVELS:
         raise _fail(path, "daemon.log_level", f"unknown level {cfg.log_level!r}", f"use one of {list(LOG_LEVELS)}")
+    if not 0.01 <= cfg.block_s <= 1.0:
+        raise _fail(path, "input.block_s", f"must be between 0.01 and 1 s, got {cfg.block_s!r}",
+                    "0.2 wakes the daemon 5 times a second; 0.1 answers up to 0.1 s sooner for more CPU")
     if cfg.threads < 1:
         raise _fail(path, "runtime.threads", "must be at least 1", "1 keeps a Pi responsive")
     return cfg
@@ -103,7 +107,7 @@ def _detector(path: Path, table: Any) -> DetectorConfig:
         want = int if allowed[key] in (int, "int") else float
         if isinstance(value, bool) or not isinstance(value, (int, float)) or (want is int and not isinstance(value, int)):
             raise _fail(path, f"detector.{key}", f"expected a number, got {value!r}", "fix the value")
-        if math.isnan(value) or (math.isinf(value) and key != "template_ratio"):
+        if math.isnan(value) or (math.isinf(value) and key not in ("template_ratio", "hold_below")):
             raise _fail(path, f"detector.{key}", f"must be a finite number, got {value!r}", "fix the value")
         if key == "floor_dbfs":
             if value > 0:
