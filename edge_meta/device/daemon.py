@@ -109,6 +109,7 @@ class Daemon:
             "words": [f"{label}" + (f"@{user}" if user else "") for label, user in vocab.keys],
             "voices": vocab.voices, "socket": self.cfg.socket, "commands": len(commands.rules)}})
         reason = "end of input"
+        cpu_at_start = time.process_time()  # what listening costs, without the start-up before it
         try:
             for chunk in self.source.chunks():
                 if self.stop_signal is not None:
@@ -129,7 +130,8 @@ class Daemon:
             if sock is not None:
                 sock.close()
             log.info("stopped", extra={"fields": {"reason": reason, "events": self.events, "hops": detector.hops,
-                                                  "encoder_calls": detector.encoder_calls, "peak_rss_mb": peak_rss_mb()}})
+                                                  "encoder_calls": detector.encoder_calls, "peak_rss_mb": peak_rss_mb(),
+                                                  "listening_cpu_s": round(time.process_time() - cpu_at_start, 3)}})
         return 0
 
     @staticmethod
