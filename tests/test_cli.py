@@ -28,6 +28,18 @@ def _refused(r: subprocess.CompletedProcess, *needles: str) -> None:
         assert n in r.stderr
 
 
+def test_the_readmes_main_command_runs_the_demo_end_to_end(tmp_path):
+    """`edge-meta demo` (the README's first command): enroll the shipped words, stream the shipped recording,
+    find them; the numbers it prints come from the run."""
+    r = edge_meta("demo", cwd=tmp_path)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    streaming = next(line for line in r.stdout.splitlines() if line.startswith("streaming "))
+    assert float(streaming.split("(")[1].split(" s:")[0]) > 10  # the recording's length, from its header
+    result = next(line for line in r.stdout.splitlines() if line.startswith("result: "))
+    hits, keywords = map(int, result.split()[1].split("/"))
+    assert keywords >= 6 and hits >= keywords - 1
+
+
 def test_missing_empty_corrupt_and_non_audio_takes(tmp_path, takes):
     store = tmp_path / "p.db"
     empty = tmp_path / "empty.wav"

@@ -45,10 +45,11 @@ class WavSource:
         self.chunk = int(chunk_s * SAMPLE_RATE)
         self.realtime = realtime
         with open_audio(self.path) as f:  # a missing or unreadable file is refused here, before any model loads
-            streamable, frames = f.samplerate == SAMPLE_RATE, f.frames
+            streamable, frames, rate = f.samplerate == SAMPLE_RATE, f.frames, f.samplerate
         if frames == 0:
             raise AudioError(f"{self.path}: holds no audio samples", "record it again")
         self.audio = None if streamable else read_audio(self.path)
+        self.duration_s = frames / rate
 
     def chunks(self) -> Iterator[np.ndarray]:
         start = time.monotonic()
