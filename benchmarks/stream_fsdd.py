@@ -48,7 +48,7 @@ from device_results import stamp, write_section  # noqa: E402
 SR = 16000
 SPEAKERS = ("george", "jackson", "lucas", "nicolas", "theo", "yweweler")
 OFFSETS = np.round(np.arange(-0.10, 0.3001, 0.01), 3)
-CHECKS = ((1.5, 5.0), (1.7, 5.0), (1.3, 0.0))  # (template_ratio, template_slope) swept beside the default and "off"
+CHECKS = ((1.0, 5.0), (1.1, 5.0), (1.5, 5.0), (1.7, 5.0), (1.3, 0.0), (1.1, 10.0))  # (template_ratio, template_slope) swept beside the default and "off"
 HOLDS = ((math.inf, 0), (0.15, 1), (0.1, 2), (0.25, 2), (0.15, 3), (0.25, 3))  # (hold_below, hold_hops) swept
 SOURCES = ("the speaker's other digits", "other speakers' digits", "Speech Commands and Arabic words", "noise", "pauses")
 
