@@ -25,7 +25,12 @@ class AudioConversionWarning(UserWarning):
 
 
 READ_ERRORS = (sf.LibsndfileError, RuntimeError, ValueError, TypeError, OverflowError, MemoryError)
-READ_FIX = "use WAV, FLAC or OGG; convert other formats first, e.g. `sox in.mp4 -r 16000 out.wav`"
+
+
+def unreadable(path: str | Path, exc: BaseException) -> AudioError:
+    """The error for a file libsndfile cannot open or decode."""
+    return AudioError(f"{path}: not a readable audio file ({_first_line(exc)})",
+                      "use WAV, FLAC or OGG; convert other formats first, e.g. `sox in.mp4 -r 16000 out.wav`")
 
 
 def open_audio(path: str | Path) -> sf.SoundFile:
@@ -40,7 +45,7 @@ def open_audio(path: str | Path) -> sf.SoundFile:
     try:
         return sf.SoundFile(str(path))
     except READ_ERRORS as exc:
-        raise AudioError(f"{path}: not a readable audio file ({_first_line(exc)})", READ_FIX) from None
+        raise unreadable(path, exc) from None
 
 
 def read_audio(path: str | Path, sample_rate: int = SAMPLE_RATE, announce: bool = True) -> np.ndarray:
@@ -49,7 +54,7 @@ def read_audio(path: str | Path, sample_rate: int = SAMPLE_RATE, announce: bool 
         try:
             data, sr = f.read(dtype="float32", always_2d=True), f.samplerate
         except READ_ERRORS as exc:
-            raise AudioError(f"{path}: not a readable audio file ({_first_line(exc)})", READ_FIX) from None
+            raise unreadable(path, exc) from None
     return prepare(data, sr, sample_rate, source=str(path), announce=announce)
 
 

@@ -1,8 +1,8 @@
 """What the detector asks of each scored window: how much it sounds like each word, and like each voice.
 
 The word embedding is the bundle's "word" output; the voice embedding its "speaker" output (or the
-word output again when the bundle has no speaker projection), asked for only when a decision needs it. The word head is the one the bundle's
-learner trained (`edge_meta.device.heads.HEADS`).
+word output again when the bundle has no speaker projection), asked for only when a decision needs
+it. The word head is the one the bundle's learner trained (`edge_meta.device.heads.HEADS`).
 
 Heads with open-set scores (prototype, matching, relation, last-layer) are thresholded directly.
 Heads whose scores are probabilities over the enrolled words (memory, Meta Networks, SNAIL) say

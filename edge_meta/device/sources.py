@@ -19,7 +19,7 @@ from typing import BinaryIO, Iterator, Protocol
 
 import numpy as np
 
-from edge_meta.audio import READ_ERRORS, READ_FIX, SAMPLE_RATE, open_audio, prepare, read_audio
+from edge_meta.audio import READ_ERRORS, SAMPLE_RATE, open_audio, prepare, read_audio, unreadable
 from edge_meta.errors import AudioError
 
 log = logging.getLogger("edge_meta.device")
@@ -64,22 +64,12 @@ class WavSource:
                 yield self.audio[i : i + self.chunk]
             return
         with open_audio(self.path) as f:
-            blocks = f.blocks(blocksize=self.chunk, dtype="float32", always_2d=True)
-            for i, block in enumerate(_read_errors_named(blocks, self.path)):
-                yield prepare(block, SAMPLE_RATE, source=f"{self.path} (at {i * self.chunk / SAMPLE_RATE:.1f} s)",
-                              announce=i == 0)
-
-
-def _read_errors_named(blocks: Iterator[np.ndarray], path: Path) -> Iterator[np.ndarray]:
-    """The blocks of a file, a decoding error (a truncated or damaged file) raised as an AudioError naming it."""
-    while True:
-        try:
-            block = next(blocks)
-        except StopIteration:
-            return
-        except READ_ERRORS as exc:
-            raise AudioError(f"{path}: not a readable audio file ({exc})", READ_FIX) from None
-        yield block
+            try:  # a decoding error (a truncated or damaged file) is named like one found at open
+                for i, block in enumerate(f.blocks(blocksize=self.chunk, dtype="float32", always_2d=True)):
+                    yield prepare(block, SAMPLE_RATE, source=f"{self.path} (at {i * self.chunk / SAMPLE_RATE:.1f} s)",
+                                  announce=i == 0)
+            except READ_ERRORS as exc:
+                raise unreadable(self.path, exc) from None
 
 
 class ArraySource:

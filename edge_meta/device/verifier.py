@@ -22,6 +22,7 @@ benchmarks/RESULTS.md). A word with a single take (no scale) or without kept aud
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -54,29 +55,44 @@ def subsequence_cost(template: np.ndarray, window: np.ndarray) -> float:
     return float(subsequence_costs([template], window)[0])
 
 
-def subsequence_costs(templates: list[np.ndarray], window: np.ndarray) -> np.ndarray:
-    """`subsequence_cost` of each template in one pass: the templates are stacked (the shorter ones padded) and
-    aligned together, row by row, so a word's five takes cost one loop of numpy calls instead of five."""
+@dataclass(frozen=True)
+class Stacked:
+    """Templates stacked for aligning together (the shorter ones zero-padded), with their frames' squared norms:
+    built once per word, not per candidate."""
+
+    frames: np.ndarray  # (K, T, d)
+    lengths: np.ndarray  # (K,)
+    norms: np.ndarray  # (K, T)
+
+    @classmethod
+    def of(cls, templates: list[np.ndarray]) -> "Stacked":
+        lengths = np.array([len(t) for t in templates])
+        frames = np.zeros((len(templates), lengths.max(), templates[0].shape[1]), dtype=np.float32)
+        for k, t in enumerate(templates):
+            frames[k, : len(t)] = t
+        return cls(frames, lengths, np.sum(frames * frames, 2))
+
+
+def subsequence_costs(templates: Stacked | list[np.ndarray], window: np.ndarray) -> np.ndarray:
+    """`subsequence_cost` of each template in one pass: the templates are aligned together, row by row, so a
+    word's five takes cost one loop of numpy calls instead of five."""
+    t = templates if isinstance(templates, Stacked) else Stacked.of(templates)
     if len(window) == 0:
-        return np.full(len(templates), math.inf)
-    lengths = np.array([len(t) for t in templates])
-    stack = np.zeros((len(templates), lengths.max(), window.shape[1]), dtype=np.float32)
-    for k, t in enumerate(templates):
-        stack[k, : len(t)] = t
-    costs = np.sqrt(np.maximum(np.sum(stack * stack, 2)[:, :, None] - 2.0 * stack @ window.T
+        return np.full(len(t.lengths), math.inf)
+    costs = np.sqrt(np.maximum(t.norms[:, :, None] - 2.0 * t.frames @ window.T
                                + np.sum(window * window, 1)[None, None, :], 0.0))  # (K, T, W)
     acc = costs[:, 0].copy()
-    best = np.full(len(templates), math.inf)
-    for i in range(lengths.max()):
+    best = np.full(len(t.lengths), math.inf)
+    for i in range(t.lengths.max()):
         if i:  # window frame j is reached from j, j-1 or j-2 of the previous template frame
             reach = acc.copy()
             np.minimum(reach[:, 1:], acc[:, :-1], out=reach[:, 1:])
             np.minimum(reach[:, 2:], acc[:, :-2], out=reach[:, 2:])
             acc = np.add(costs[:, i], reach, out=reach)
-        done = lengths == i + 1
+        done = t.lengths == i + 1
         if done.any():
             best[done] = acc[done].min(axis=1)
-    return best / lengths
+    return best / t.lengths
 
 
 class TemplateVerifier:
@@ -86,8 +102,9 @@ class TemplateVerifier:
         """``takes[w]``: word w's enrollment audio (16 kHz float32), or None when it was not kept."""
         self.logmel, self.max_ratio, self.slope = logmel, max_ratio, slope
         self.basis = dct_matrix(logmel.spec.n_mels)
-        self.templates = [None if not t else [self.template(x) for x in t] for t in takes]
-        self.scales = [self._scale(t, tmpl) if tmpl else None for t, tmpl in zip(takes, self.templates)]
+        templates = [None if not t else [self.template(x) for x in t] for t in takes]
+        self.scales = [self._scale(t, tmpl) if tmpl else None for t, tmpl in zip(takes, templates)]
+        self.stacked = [Stacked.of(tmpl) if tmpl else None for tmpl in templates]
 
     def cepstra(self, log_mel: np.ndarray) -> np.ndarray:
         """c1..c12 of log-mel frames floored 40 dB under their loudest: the quiet parts of a word then look the
@@ -114,7 +131,7 @@ class TemplateVerifier:
         if len(log_mel) < MIN_FRAMES:
             return math.inf
         frames = self.cepstra(log_mel)
-        return float(subsequence_costs(self.templates[word], frames).min()) / self.scales[word]
+        return float(subsequence_costs(self.stacked[word], frames).min()) / self.scales[word]
 
     def accepts(self, word: int, log_mel: np.ndarray, margin: float) -> bool:
         return not self.checks(word) or passes(self.ratio(word, log_mel), margin, self.max_ratio, self.slope)

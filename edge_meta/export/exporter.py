@@ -124,7 +124,7 @@ def export_bundle(checkpoint: str | Path, out: str | Path, calibration: str | Pa
     from tqdm import tqdm
 
     from edge_meta.export.onnx_export import INPUT_NAME, export_head_graph, export_onnx
-    from edge_meta.export.onnx_split import separable, split_by_output
+    from edge_meta.export.onnx_split import split_entry
     from edge_meta.export.quantize import quantize_int8
     from edge_meta.export.tflite_export import export_tflite_int8, tflite_available
     from edge_meta.train.checkpoint import load_checkpoint
@@ -157,14 +157,11 @@ def export_bundle(checkpoint: str | Path, out: str | Path, calibration: str | Pa
         stage.mkdir()
         outputs = export_onnx(learner.encoder, spec, stage / "encoder.fp32.onnx")
         step("onnx")
-        int8 = {"backend": "onnx", "precision": "int8",
+        int8 = {"backend": "onnx", "precision": "int8", "file": "encoder.int8.onnx",
                 "quantization": quantize_int8(stage / "encoder.fp32.onnx", stage / "encoder.int8.onnx", calib_all, activations)}
-        files = [{"backend": "onnx", "precision": "fp32", "file": "encoder.fp32.onnx"}]
-        if separable(stage / "encoder.int8.onnx", outputs):  # a pair: the device runs the speaker graph only when needed
-            files += [{**int8, **part} for part in split_by_output(stage / "encoder.int8.onnx", outputs, INPUT_NAME)]
-            (stage / "encoder.int8.onnx").unlink()
-        else:
-            files.append({**int8, "file": "encoder.int8.onnx"})
+        # a pair's graph is cut in two, so the device runs the speaker graph only when needed
+        files = [{"backend": "onnx", "precision": "fp32", "file": "encoder.fp32.onnx"},
+                 *split_entry(stage, int8, outputs, INPUT_NAME)]
         step("quantise onnx")
         if "tflite" in formats:
             files.append({"backend": "tflite", "precision": "int8", "file": "encoder.int8.tflite",

@@ -69,23 +69,30 @@ def split_by_output(path: Path, outputs: list[str], input_name: str) -> list[dic
     return parts
 
 
+def split_entry(directory: Path, entry: dict, outputs: list[str], input_name: str) -> list[dict]:
+    """The encoder file entries to list instead of ``entry`` (a manifest's ``encoder.files`` item in
+    ``directory``): one per output, with the whole graph removed, when its outputs are separable; else itself."""
+    path = directory / entry["file"]
+    if not separable(path, outputs):
+        return [entry]
+    parts = split_by_output(path, outputs, input_name)
+    path.unlink()
+    return [{**entry, **part} for part in parts]
+
+
 def split_bundle(directory: Path) -> bool:
     """Replace a bundle's int8 ONNX pair graph by one graph per output and rewrite its manifest (a new bundle id:
     stores re-embed their kept audio, to the same embeddings). False when there is nothing to split."""
-    bundle = Bundle.open(directory)
-    manifest = bundle.manifest
-    outputs = manifest["encoder"].get("outputs", ["word"])
+    manifest = Bundle.open(directory).manifest
     entries = manifest["encoder"]["files"]
     whole = [e for e in entries if e["backend"] == "onnx" and e["precision"] == "int8" and "outputs" not in e]
-    if not whole or not separable(directory / whole[0]["file"], outputs):
+    if not whole:
         return False
-    entry = whole[0]
-    path = directory / entry["file"]
-    parts = split_by_output(path, outputs, manifest["encoder"]["input"])
-    path.unlink()
-    rest = {k: v for k, v in entry.items() if k != "file"}
-    at = entries.index(entry)
-    manifest["encoder"]["files"] = entries[:at] + [{**rest, **p} for p in parts] + entries[at + 1:]
+    entry, at = whole[0], entries.index(whole[0])
+    parts = split_entry(directory, entry, manifest["encoder"].get("outputs", ["word"]), manifest["encoder"]["input"])
+    if parts == [entry]:
+        return False
+    manifest["encoder"]["files"] = entries[:at] + parts + entries[at + 1:]
     manifest.setdefault("provenance", {})["split_from"] = {entry["file"]: manifest["files"][entry["file"]]["sha256"]}
     write_manifest(directory, {k: v for k, v in manifest.items() if k not in ("files", "bundle_id")})
     Bundle.open(directory)  # verifies what was written
