@@ -1,11 +1,13 @@
 """The benchmark protocols and the learners table, on real FSDD clips."""
 
+import math
+
 import numpy as np
 import pytest
 
 from edge_meta.bench.protocols import auroc, fewshot, open_set, speaker_eer
 from edge_meta.device.heads import PrototypeHead
-from edge_meta.metrics import equal_error_rate
+from edge_meta.metrics import equal_error_rate, poisson_upper
 
 
 def test_auroc_and_eer_on_known_scores():
@@ -67,3 +69,13 @@ def test_learners_table_end_to_end(tmp_path, gsc_dir, fsdd_dir, tiny_recipe):
     assert rows["metanet"].head_bytes > rows["anil"].head_bytes  # the generator graph travels with it
     text = table(rows, 20)
     assert all(f"| {name} |" in text for name in rows) and "EER any word" in text
+
+
+def test_poisson_upper_limit_matches_the_textbook_values():
+    # exact one-sided 95% limits (chi-square tables): 0 events -> -ln(0.05), 2 -> 6.296, 10 -> 16.96
+    assert poisson_upper(0) == pytest.approx(-math.log(0.05), rel=1e-6)
+    assert poisson_upper(2) == pytest.approx(6.2958, abs=1e-3)
+    assert poisson_upper(10) == pytest.approx(16.962, abs=1e-2)
+    assert poisson_upper(2, confidence=0.99) > poisson_upper(2)
+    with pytest.raises(ValueError):
+        poisson_upper(-1)
