@@ -16,7 +16,7 @@ from pathlib import Path
 RESULTS = Path(__file__).with_name("RESULTS.md")
 BEGIN, END = "<!-- device:begin -->", "<!-- device:end -->"
 INTRO = ("## Device runtime (issue 5): streaming detection on real speech, and what it costs\n\n"
-         "Measured by `benchmarks/stream_fsdd.py` and `benchmarks/device_cost.py` on the development machine "
+         "Measured by `benchmarks/stream_fsdd.py`, `benchmarks/stream_variants.py` and `benchmarks/device_cost.py` on the development machine "
          "(x86, shared with other jobs), one thread, onnxruntime CPU, the shipped int8 bundle unless said. "
          "Board numbers are not measured yet: see firmware_notes/.")
 
