@@ -285,8 +285,7 @@ def table(result: dict) -> str:
             p = next(p for p in curve if p["offset"] == 0.0) if key == "offset" else best_at(curve, key, limit, other)
             cells.append(f"{p['offset']:+.2f} | {100 * p['frr']:.1f}% | {p['fa_per_hour']:.2f}" if p else "not reached | |")
             if curve is result["det"]:
-                n = round(p["fa_per_hour"] * hours) if p else None
-                cells.append(f"{n} (< {poisson_upper(n) / hours:.2f})" if p else "")
+                cells.append("{} (< {:.2f})".format(*false_accepts_behind(p, hours)) if p else "")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines.append("")
     need = poisson_upper(0) / 0.5  # hours of other audio in which zero false accepts shows < 0.5 FA/h
@@ -314,6 +313,12 @@ def table(result: dict) -> str:
         lines.append(f"| {name}{' (default)' if name == result['default_hold'] else ''} | "
                      f"{100 * result['encoder_share_by_hold'][name]:.0f}% of hops | " + target_cells(curve) + " |")
     return "\n".join(lines)
+
+
+def false_accepts_behind(point: dict, hours: float) -> tuple[int, float]:
+    """(false accepts, 95% upper bound of their rate in FA/h) behind an operating point measured over ``hours``."""
+    n = round(point["fa_per_hour"] * hours)
+    return n, poisson_upper(n) / hours
 
 
 def target_cells(curve: list[dict]) -> str:

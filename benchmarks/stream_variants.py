@@ -26,10 +26,11 @@ import numpy as np  # noqa: E402
 
 from edge_meta.demo import score_detections  # noqa: E402
 from edge_meta.device import Runtime  # noqa: E402
+from edge_meta.device.calibration import calibrate_all  # noqa: E402
 from edge_meta.device.detector import DetectorConfig, HopScores  # noqa: E402
 from edge_meta.device.heads import PrototypeHead  # noqa: E402
 from edge_meta.device.verifier import FLOOR_NATS, TemplateVerifier, dct_matrix, passes  # noqa: E402
-from edge_meta.metrics import poisson_upper, unit  # noqa: E402
+from edge_meta.metrics import unit  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 import stream_fsdd  # noqa: E402
@@ -53,9 +54,7 @@ class Recorded:
     takes: dict[int, list[np.ndarray]]
     hops: list[HopScores]
     embeddings: np.ndarray  # (hops, D) word embedding per scored hop (zeros on gated hops)
-
-    def takes_embedded(self) -> dict[str, np.ndarray]:
-        return {str(d): self.rt.embed(t) for d, t in self.takes.items()}
+    take_embeddings: dict[str, np.ndarray]  # word label -> (takes, D), as enrolled
 
 
 def record(fsdd: Path, speaker: str, keywords: list[int], audio: np.ndarray, truth: list[dict]) -> Recorded:
@@ -80,10 +79,10 @@ def record(fsdd: Path, speaker: str, keywords: list[int], audio: np.ndarray, tru
     det.backend.embed = embed
     emb = np.zeros((len(hops), seen[0].shape[0]), np.float32)
     emb[[i for i, h in enumerate(hops) if not h.gated]] = np.stack(seen)
-    return Recorded(rt, det, audio, truth, keywords, takes, hops, emb)
+    return Recorded(rt, det, audio, truth, keywords, takes, hops, emb, {str(d): rt.embed(t) for d, t in takes.items()})
 
 
-# -- variants: (scores per hop, thresholds at sweep point t) --------------------------------------------------------
+# -- variants: scores per hop; thresholds: a stream -> (sweep point t -> (words,)) ---------------------------
 Scores = Callable[[Recorded], np.ndarray]  # (hops, words)
 
 
@@ -92,7 +91,7 @@ def shipped_scores(r: Recorded) -> np.ndarray:
 
 
 def head_scores(head) -> Scores:
-    return lambda r: head.fit(r.takes_embedded()).scores(r.embeddings)
+    return lambda r: head.fit(r.take_embeddings).scores(r.embeddings)
 
 
 class NearestTake(PrototypeHead):
@@ -109,53 +108,48 @@ class NearestTake(PrototypeHead):
 def centred_scores(r: Recorded) -> np.ndarray:
     """Cosine after removing the background bank's mean from takes and windows."""
     mu = r.rt.background.mean(0)
-    takes = {k: unit(unit(v) - mu) for k, v in r.takes_embedded().items()}
+    takes = {k: unit(unit(v) - mu) for k, v in r.take_embeddings.items()}
     return PrototypeHead().fit(takes).scores(unit(r.embeddings - mu))
 
 
+SHIFTS_S = (-0.2, -0.1, 0.0, 0.1, 0.2)
+
+
+def shifted_windows(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """(shifts, SR) windows holding take ``x`` at each of SHIFTS_S from the centre, over noise at the take's own
+    quietest 20 ms level instead of digital silence."""
+    x = x[:SR]
+    frames = x[: len(x) // 320 * 320].reshape(-1, 320)
+    windows = np.tile(np.sqrt(np.min(np.mean(frames**2, 1)) + 1e-12) * rng.standard_normal(SR), (len(SHIFTS_S), 1))
+    for w, shift in zip(windows, SHIFTS_S):
+        start = (SR - len(x)) // 2 + int(shift * SR)
+        lo, hi = max(0, start), min(SR, start + len(x))
+        w[lo:hi] = x[lo - start : hi - start]
+    return windows.astype(np.float32)
+
+
 def augmented_scores(r: Recorded) -> np.ndarray:
-    """Prototypes from each take placed at 5 offsets (-0.2..0.2 s) in a window padded with the take's own quietest
-    20 ms level of noise instead of digital silence: closer to how a stream's windows hold a word."""
-    n, rng = SR, np.random.default_rng(0)
-    protos = []
-    for d in r.keywords:
-        per_take = []
-        for x in r.takes[d]:
-            x = x[:n]
-            frames = x[: len(x) // 320 * 320].reshape(-1, 320)
-            pad = np.sqrt(np.min(np.mean(frames**2, 1)) + 1e-12) * rng.standard_normal(n)
-            windows = []
-            for shift in (-0.2, -0.1, 0.0, 0.1, 0.2):
-                w = pad.astype(np.float32)
-                start = (n - len(x)) // 2 + int(shift * SR)
-                lo, hi = max(0, start), min(n, start + len(x))
-                w[lo:hi] = x[lo - start : hi - start]
-                windows.append(w)
-            per_take.append(unit(r.rt.backend.embed(r.rt.logmel.batch(np.stack(windows)), ["word"])["word"].mean(0)))
-        protos.append(unit(np.mean(per_take, 0)))
-    return r.embeddings @ np.stack(protos).T
+    """Prototypes from each take at 5 offsets in a noise-padded window: closer to how a stream's windows hold a word."""
+    rng = np.random.default_rng(0)
+    embed = lambda x: unit(r.rt.backend.embed(r.rt.logmel.batch(shifted_windows(x, rng)), ["word"])["word"].mean(0))
+    return PrototypeHead().fit({str(d): np.stack([embed(x) for x in r.takes[d]]) for d in r.keywords}).scores(r.embeddings)
 
 
-def calibrated(r: Recorded, t: float) -> np.ndarray:
-    return r.det.scorer.vocabulary.thresholds + np.float32(t)
+def calibrated(r: Recorded) -> Callable[[float], np.ndarray]:
+    return lambda t: r.det.scorer.vocabulary.thresholds + np.float32(t)
 
 
-def uniform(r: Recorded, t: float) -> np.ndarray:
-    return np.full(len(r.keywords), t, np.float32)
+def uniform(r: Recorded) -> Callable[[float], np.ndarray]:
+    return lambda t: np.full(len(r.keywords), t, np.float32)
 
 
-def between_background_and_takes(r: Recorded, t: float) -> np.ndarray:
+def between_background_and_takes(r: Recorded) -> Callable[[float], np.ndarray]:
     """Per word: t of the way from the background bank's 99th-percentile score to the takes' median
-    leave-one-out score (a per-word scale instead of one offset)."""
-    takes = r.takes_embedded()
-    out = []
-    for k, key in enumerate(takes):
-        bg = float(np.quantile(PrototypeHead().fit(takes).scores(r.rt.background)[:, k], 0.99))
-        own = takes[key]
-        loo = [PrototypeHead().fit({**takes, key: np.delete(own, i, 0)}).scores(own[i : i + 1])[0, k]
-               for i in range(len(own))]
-        out.append(bg + t * (float(np.median(loo)) - bg))
-    return np.array(out, np.float32)
+    leave-one-out score (a per-word scale instead of one offset), both from the enrollment calibration."""
+    cal = calibrate_all(PrototypeHead(), r.take_embeddings, r.rt.background, -1.0, dict.fromkeys(r.take_embeddings, 0.01))
+    low = np.array([c.background_score for c in cal.values()], np.float32)
+    high = np.array([c.held_out for c in cal.values()], np.float32)
+    return lambda t: low + np.float32(t) * (high - low)
 
 
 class Cepstra(TemplateVerifier):
@@ -197,11 +191,13 @@ VARIANTS = (  # name, scores, thresholds, sweep, template check (None: the shipp
 def run(args: argparse.Namespace) -> dict:
     fsdd = Path(args.fsdd)
     thresholds_seen: list[tuple[str, str, float, float]] = []  # (speaker, word, calibrated threshold, bundle default)
+    hours = 0.0
     cfg = DetectorConfig()
     totals = {name: {float(t): [0, 0, 0, 0.0] for t in sweep} for name, _, _, sweep, _ in VARIANTS}
     for speaker, keywords, audio, truth in stream_fsdd.streams(fsdd, args.minutes, args.seed):
         r = record(fsdd, speaker, keywords, audio, truth)
-        hours = stream_fsdd.non_keyword_hours(len(audio) / SR, truth)
+        stream_hours = stream_fsdd.non_keyword_hours(len(audio) / SR, truth)
+        hours += stream_hours
         shipped_ratio = stream_fsdd.template_ratios(r.rt, r.det, audio)
         thresholds_seen += [(speaker, label, float(t), r.rt.default_threshold)
                             for (label, _), t in zip(r.det.scorer.vocabulary.keys, r.det.scorer.vocabulary.thresholds)]
@@ -210,20 +206,20 @@ def run(args: argparse.Namespace) -> dict:
             words = scores(r).astype(np.float32)
             hops = [h if h.gated else dataclasses.replace(h, words=words[i]) for i, h in enumerate(r.hops)]
             verify = lambda w, b, m, ratio_of=ratio_of: passes(ratio_of(w, b), m, cfg.template_ratio, cfg.template_slope)
+            at = thresholds(r)
             for t in sweep:
-                vocab = dataclasses.replace(r.det.scorer.vocabulary, thresholds=thresholds(r, float(t)))
+                vocab = dataclasses.replace(r.det.scorer.vocabulary, thresholds=at(float(t)))
                 s = score_detections(stream_fsdd.replay(hops, vocab, cfg, r.det, 0.0, verify), truth)
                 acc = totals[name][float(t)]
                 acc[0] += s["keywords"]
                 acc[1] += s["hits"]
                 acc[2] += stream_fsdd.acc_fa(s)
-                acc[3] += hours
+                acc[3] += stream_hours
         print(f"{speaker}: {len(VARIANTS)} variants replayed", flush=True)
     rows = []
     for name, _, _, _, _ in VARIANTS:
         curve = [{"offset": t, "frr": 1 - a[1] / a[0], "fa_per_hour": a[2] / a[3]} for t, a in totals[name].items()]
         rows.append({"variant": name, "at": {lim: stream_fsdd.best_at(curve, "fa_per_hour", lim, "frr") for lim in LIMITS}})
-    hours = next(iter(totals[VARIANTS[0][0]].values()))[3]
     return {"rows": rows, "hours": hours, "thresholds": thresholds_seen}
 
 
@@ -235,9 +231,9 @@ def table(result: dict) -> str:
         lines.append(f"| {row['variant']} | " + " | ".join(cells) + " |")
     hours, shipped = result["hours"], result["rows"][0]["at"][LIMITS[0]]
     if shipped:
-        n = round(shipped["fa_per_hour"] * hours)
+        n, upper = stream_fsdd.false_accepts_behind(shipped, hours)
         lines += ["", f"The shipped row's point at <= {LIMITS[0]:g} FA/h rests on {n} false accepts in {hours:.1f} h "
-                  f"(95% upper bound {poisson_upper(n) / hours:.2f} FA/h): one false accept more or fewer moves the "
+                  f"(95% upper bound {upper:.2f} FA/h): one false accept more or fewer moves the "
                   "threshold that point needs, so a few points of FRR there are within noise."]
     raised = [f"{s} '{w}' ({t:.3f})" for s, w, t, floor in result["thresholds"] if t > floor + 1e-4]
     floor = result["thresholds"][0][3]

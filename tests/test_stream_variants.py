@@ -50,7 +50,7 @@ def test_twelve_cepstra_without_deltas_is_the_shipped_template_check(recorded: s
 
 def test_thresholds_at_a_sweep_point(recorded: sv.Recorded) -> None:
     cal = recorded.det.scorer.vocabulary.thresholds
-    np.testing.assert_allclose(sv.calibrated(recorded, 0.05), cal + 0.05, atol=1e-6)
-    assert np.all(sv.uniform(recorded, 0.8) == np.float32(0.8))
-    lo, hi = sv.between_background_and_takes(recorded, 0.0), sv.between_background_and_takes(recorded, 1.0)
+    np.testing.assert_allclose(sv.calibrated(recorded)(0.05), cal + 0.05, atol=1e-6)
+    assert np.all(sv.uniform(recorded)(0.8) == np.float32(0.8))
+    lo, hi = sv.between_background_and_takes(recorded)(0.0), sv.between_background_and_takes(recorded)(1.0)
     assert np.all(lo < hi)  # from the background's 99th percentile up to the takes' own leave-one-out scores
