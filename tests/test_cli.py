@@ -158,3 +158,13 @@ def test_bad_voice_takes_profiles_and_configs(tmp_path, takes):
     _refused(edge_meta("device", "forget-user", "nobody", "--yes", "--store", store), "no user 'nobody'")
     _refused(edge_meta("device", "run", "--input", takes[0], "--store", store), "no usable words are enrolled")
     _refused(edge_meta("device", "run", "--config", tmp_path / "none.toml"), "no such config file")
+
+
+def test_forget_user_refuses_an_empty_name_and_keeps_shared_words(tmp_path, takes):
+    """An empty name matched every word enrolled without a user: `forget-user "" --yes` deleted them all."""
+    store = tmp_path / "p.db"
+    assert edge_meta("device", "enroll-word", "six", "--from", *takes, "--store", store).returncode == 0
+    for empty in ("", "  "):
+        _refused(edge_meta("device", "forget-user", empty, "--yes", "--store", store), "user name is empty")
+    listing = json.loads(edge_meta("device", "list", "--json", "--store", store).stdout)
+    assert [w["word"] for w in listing["words"]] == ["six"]

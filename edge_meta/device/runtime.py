@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import math
-import unicodedata
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ from edge_meta.device.calibration import Calibration, calibrate, calibrate_all
 from edge_meta.device.commands import CommandModel, CommandProfile
 from edge_meta.device.detector import Detection, DetectorConfig, StreamingDetector
 from edge_meta.device.heads import HEADS, PrototypeHead
+from edge_meta.device.limits import check_false_accept, check_name, check_take_count
 from edge_meta.device.profile_file import check_sizes, read_profile, write_profile
 from edge_meta.device.quality import check_voice_take, check_word_take
 from edge_meta.device.scorer import Scorer, Vocabulary
@@ -44,7 +44,6 @@ from edge_meta.metrics import unit
 from edge_meta.resources import default_bundle_path
 
 Clip = np.ndarray | str | Path
-MAX_NAME = 64
 UNLIKE_QUANTILE = 0.9  # a take scoring below this share of the background bank is "unlike the others"
 
 
@@ -70,17 +69,6 @@ class EnrolledVoice:
 
 def _key(label: str, user: str) -> str:
     return f"{label}\0{user}"
-
-
-def _check_name(value: str, what: str, allow_empty: bool = False) -> str:
-    value = value.strip()
-    if not value and not allow_empty:
-        raise StoreError(f"the {what} is empty", f"give the {what} as text, e.g. \"lights on\"" if what == "word"
-                         else f"give a {what}, e.g. alice")
-    if len(value) > MAX_NAME or any(unicodedata.category(c).startswith("C") for c in value):
-        raise StoreError(f"the {what} {value[:MAX_NAME]!r} is too long or holds control characters",
-                         f"use at most {MAX_NAME} printable characters")
-    return value
 
 
 class Runtime:
@@ -221,8 +209,7 @@ class Runtime:
         return score < bar, score
 
     def _takes(self, clips: Sequence[Clip], what: str) -> tuple[list[np.ndarray], list[str]]:
-        if not clips:
-            raise AudioError(f"no takes given for {what}", "give 1-10 recordings (3-5 work best)")
+        check_take_count(len(clips), what)
         names = [str(c) if isinstance(c, (str, Path)) else f"take {i + 1}" for i, c in enumerate(clips)]
         return [self.load_clip(c, n) for c, n in zip(clips, names)], names
 
@@ -231,12 +218,11 @@ class Runtime:
                     false_accept: float = 0.01, bind_speaker: bool = False) -> EnrolledWord:
         """Teach a word from a few takes. ``bind_speaker``: the word fires only when ``user``'s enrolled voice
         is heard (enroll the voice with `enroll_voice`)."""
-        label = _check_name(label, "word")
-        user = _check_name(user, "user name", allow_empty=True)
+        label = check_name(label, "word")
+        user = check_name(user, "user name", allow_empty=True)
         if bind_speaker and not user:
             raise StoreError(f"{label!r} cannot be bound to a voice without a user", "give --user NAME with --bind")
-        if not 0.0 < false_accept < 0.5:
-            raise StoreError(f"false-accept target {false_accept} is out of range", "use e.g. 0.01 (1%)")
+        false_accept = check_false_accept(false_accept)
         takes, names = self._takes(clips, repr(label))
         for x, n in zip(takes, names):
             self.check_take(x, n)
@@ -255,7 +241,8 @@ class Runtime:
     def enroll_voice(self, user: str, clips: Sequence[Clip], keep_audio: bool = True,
                      false_accept: float = 0.01) -> EnrolledVoice:
         """Teach a user's voice from a few takes of any speech (a sentence each works best)."""
-        user = _check_name(user, "user name")
+        user = check_name(user, "user name")
+        false_accept = check_false_accept(false_accept)
         self._warn_speaker_fallback()
         takes, names = self._takes(clips, f"{user}'s voice")
         for x, n in zip(takes, names):
@@ -269,6 +256,7 @@ class Runtime:
         return calibrate(PrototypeHead(), {user: emb}, user, self.speaker_background, self.speaker_floor, false_accept)
 
     def remove_word(self, label: str, user: str = "") -> None:
+        label, user = check_name(label, "word"), check_name(user, "user name", allow_empty=True)
         with self.store.transaction():
             if not self.store.remove_word(label, user):
                 raise StoreError(f"no enrolled word {label!r}" + (f" for user {user!r}" if user else ""),
@@ -276,12 +264,15 @@ class Runtime:
             self._recalibrate_words()
 
     def remove_voice(self, user: str) -> None:
+        user = check_name(user, "user name")
         if not self.store.remove_voice(user):
             raise StoreError(f"no enrolled voice for {user!r}", "see the enrolled voices with `edge-meta device list`")
 
     def forget_user(self, name: str) -> dict[str, int]:
         """Delete all of a user's words, voice and recordings (and words bound to their voice), then compact the
-        store so the deleted bytes are gone from the file."""
+        store so the deleted bytes are gone from the file. An empty name is refused: it would match every word
+        enrolled without a user."""
+        name = check_name(name, "user name")
         with self.store.transaction():
             counts = self.store.delete_user(name)
             if not any(counts.values()):
@@ -347,7 +338,7 @@ class Runtime:
         if self.commands is None:
             raise BundleError(f"{self.bundle.root}: this bundle has no command model",
                               "export one with `edge-meta export ... --commands runs/commands/best.pt`")
-        user = _check_name(user, "user name", allow_empty=True)
+        user = check_name(user, "user name", allow_empty=True)
         stored = self.store.command_profiles().get(user)
         profile = self.commands.enroll_command(phrases, command, CommandProfile.from_json(stored) if stored else None)
         self.store.set_command_profile(user, profile.to_json())
