@@ -250,3 +250,58 @@ def test_config_file_is_checked_key_by_key(tmp_path):
     assert r.returncode == 2 and "Traceback" not in r.stderr
     [error] = [line for line in r.stderr.splitlines() if line.startswith("error:")]
     assert error.startswith(f"error: {bad}: not valid TOML")
+
+
+def test_a_running_daemon_stops_detecting_removed_and_forgotten_words_and_their_audio_is_erased(tmp_path, enrolled,
+                                                                                                 fsdd_dir):
+    """remove and forget-user in another process while the daemon listens: the daemon reloads its words at the next
+    block (no restart), and the removed takes' recordings leave the file at once, not when the daemon stops."""
+    import queue
+    import shutil
+    import threading
+
+    from edge_meta.device.store import to_pcm16
+
+    store = tmp_path / "p.db"
+    shutil.copy(enrolled[0], store)
+    said = {d: read_audio(fsdd_dir / "recordings" / f"{d}_{SPEAKER}_0.wav", announce=False) for d in KEYWORDS}
+    probes = [to_pcm16(read_audio(fsdd_dir / "recordings" / f"2_{SPEAKER}_{t}.wav", announce=False))[2000:2064]
+              for t in range(5)]
+    on_disk = lambda: b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("p.db"))  # noqa: E731
+    assert all(p in on_disk() for p in probes)
+    proc = daemon("--input", "-", "--store", store, stdin=subprocess.PIPE)
+    events: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [events.put(json.loads(line)) for line in proc.stdout], daemon=True).start()
+    errors = []
+    reader = threading.Thread(target=lambda: errors.extend(proc.stderr), daemon=True)
+    reader.start()
+
+    def say(digit: int) -> None:
+        pcm = to_pcm16(np.concatenate([said[digit], np.zeros(32000, np.float32)]))
+        proc.stdin.buffer.write(pcm)
+        proc.stdin.flush()
+
+    def cli(*args: str) -> None:
+        done = subprocess.run([sys.executable, "-m", "edge_meta.cli", "device", *args, "--store", str(store)],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+
+    try:
+        say(2)
+        assert events.get(timeout=120)["word"] == "2"
+        cli("remove", "2", "--user", SPEAKER)
+        assert not any(p in on_disk() for p in probes)  # while the daemon still has the store open
+        say(2)
+        say(9)
+        assert events.get(timeout=120)["word"] == "9"  # and no "2" before it
+        cli("forget-user", SPEAKER, "--yes")
+        say(9)
+        proc.stdin.close()
+        assert proc.wait(timeout=120) == 0
+    finally:
+        proc.kill()
+    assert events.empty(), "words fired after they were forgotten"
+    reader.join(timeout=60)
+    logs = [json.loads(line) for line in errors if line.startswith("{")]
+    reloads = [log["words"] for log in logs if log["event"] == "store_changed"]  # a commit, then VACUUM's: 1 or 2 each
+    assert [w for i, w in enumerate(reloads) if i == 0 or w != reloads[i - 1]] == [[f"9@{SPEAKER}"], []]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -25,11 +26,13 @@ from typing import TextIO
 
 import numpy as np
 
+from edge_meta.commands.decoding import CommandDecoder
 from edge_meta.device.config import CommandRule, DeviceConfig
+from edge_meta.device.detector import StreamingDetector
 from edge_meta.device.event_socket import EventSocket
 from edge_meta.device.runtime import Runtime
 from edge_meta.device.sources import AudioSource
-from edge_meta.errors import StoreError
+from edge_meta.errors import EdgeMetaError, StoreError
 
 log = logging.getLogger("edge_meta.device")
 REPEAT_LOG_EVERY = 100  # a recurring error is logged on its 1st, 101st, ... occurrence
@@ -115,6 +118,8 @@ class Daemon:
                 if self.stop_signal is not None:
                     reason = signal.Signals(self.stop_signal).name
                     break
+                if self.rt.store.changed():
+                    decoder = self._reload(detector, decoder)
                 for event in self._events(detector, decoder, self._process(detector, chunk)):
                     self._emit(event, sock, commands)
                 commands.reap()
@@ -133,6 +138,22 @@ class Daemon:
                                                   "encoder_calls": detector.encoder_calls, "peak_rss_mb": peak_rss_mb(),
                                                   "listening_cpu_s": round(time.process_time() - cpu_at_start, 3)}})
         return 0
+
+    def _reload(self, detector: StreamingDetector, decoder: CommandDecoder | None) -> CommandDecoder | None:
+        """The store changed under the daemon (enroll, remove, forget-user, import in another process): listen for
+        its words as they are now. A store that cannot be read just now keeps the words it had and is tried again
+        at the next block; the log says so."""
+        try:
+            self.rt.reload(detector)
+            decoder = self.rt.command_decoder()
+        except (EdgeMetaError, sqlite3.Error) as exc:
+            self.rt.store.forget_version()
+            self._error("reload_failed", f"{type(exc).__name__}: {exc}")
+            return decoder
+        vocab = detector.scorer.vocabulary
+        log.info("store_changed", extra={"fields": {
+            "words": [f"{label}" + (f"@{user}" if user else "") for label, user in vocab.keys], "voices": vocab.voices}})
+        return decoder
 
     @staticmethod
     def _events(detector, decoder, detections: list, end: bool = False) -> list[dict]:

@@ -212,7 +212,7 @@ def verified_frames(spec: FrontendSpec, config: DetectorConfig) -> int:
 class StreamingDetector:
     def __init__(self, logmel: LogMel, backend: EncoderBackend, scorer: Scorer,
                  config: DetectorConfig | None = None, verifier: TemplateVerifier | None = None) -> None:
-        self.logmel, self.backend, self.scorer, self.verifier = logmel, backend, scorer, verifier
+        self.logmel, self.backend = logmel, backend
         self.cfg = config or DetectorConfig()
         spec = logmel.spec
         self.hop = int(round(self.cfg.hop_s * spec.sample_rate))
@@ -234,12 +234,18 @@ class StreamingDetector:
         # Half a window of silence before the stream (and after it, in flush) so a word at the very
         # start or end still gets a window centred on it. Stream time = sample index - lead.
         self.lead = (self.window // 2) // self.hop * self.hop
+        self.use(scorer, verifier)
+        self._feed(np.zeros(self.lead, dtype=np.float32))
+
+    def use(self, scorer: Scorer, verifier: TemplateVerifier | None) -> None:
+        """Listen for the scorer's words from the next hop on, keeping the stream (frames, noise floor, clock): the
+        daemon's words changed under it. A candidate of the words before is dropped, not emitted."""
+        self.scorer, self.verifier = scorer, verifier
         v = scorer.vocabulary
-        self.trigger = Trigger(v, self.cfg, spec.sample_rate, self.window, self.lead,
+        self.trigger = Trigger(v, self.cfg, self.logmel.spec.sample_rate, self.window, self.lead,
                                verify=self._verify if verifier is not None else None)
         self.unscored = (np.full(len(v.keys), UNSCORED, np.float32), np.full(len(v.voices), UNSCORED, np.float32))
         self.hold = Hold(v.thresholds, self.cfg.hold_below, self.cfg.hold_hops)
-        self._feed(np.zeros(self.lead, dtype=np.float32))
 
     def process(self, chunk: np.ndarray) -> list[Detection]:
         """Feed samples (any chunk size, float32 mono at the bundle's rate); returns the detections they complete."""

@@ -258,14 +258,19 @@ class Runtime:
     def remove_word(self, label: str, user: str = "") -> None:
         label, user = check_name(label, "word"), check_name(user, "user name", allow_empty=True)
         with self.store.transaction():
-            if not self.store.remove_word(label, user):
-                raise StoreError(f"no enrolled word {label!r}" + (f" for user {user!r}" if user else ""),
-                                 "see the enrolled words with `edge-meta device list`")
-            self._recalibrate_words()
+            removed = self.store.remove_word(label, user)
+            if removed:
+                self._recalibrate_words()
+        self.store.compact()  # its recordings out of the file now, not when the last program closes it
+        if not removed:
+            raise StoreError(f"no enrolled word {label!r}" + (f" for user {user!r}" if user else ""),
+                             "see the enrolled words with `edge-meta device list`")
 
     def remove_voice(self, user: str) -> None:
         user = check_name(user, "user name")
-        if not self.store.remove_voice(user):
+        removed = self.store.remove_voice(user)
+        self.store.compact()
+        if not removed:
             raise StoreError(f"no enrolled voice for {user!r}", "see the enrolled voices with `edge-meta device list`")
 
     def forget_user(self, name: str) -> dict[str, int]:
@@ -275,10 +280,11 @@ class Runtime:
         name = check_name(name, "user name")
         with self.store.transaction():
             counts = self.store.delete_user(name)
-            if not any(counts.values()):
-                raise StoreError(f"no user {name!r} in {self.store.path}", "see the users with `edge-meta device list`")
-            self._recalibrate_words()
-        self.store.compact()
+            if any(counts.values()):
+                self._recalibrate_words()
+        self.store.compact()  # even for no such user: finishes erasing after a try that found the store busy
+        if not any(counts.values()):
+            raise StoreError(f"no user {name!r} in {self.store.path}", "see the users with `edge-meta device list`")
         return counts
 
     def import_profile(self, path: str | Path) -> dict[str, int]:
@@ -399,6 +405,12 @@ class Runtime:
         scorer = self.scorer()
         return StreamingDetector(self.logmel, self.backend, scorer, config,
                                  self.verifier(scorer.vocabulary, config))
+
+    def reload(self, detector: StreamingDetector) -> None:
+        """Point a running detector at the words and voices in the store now (another process enrolled, removed or
+        forgot some): a forgotten user's words stop firing at once, not at the next restart."""
+        scorer = self.scorer()
+        detector.use(scorer, self.verifier(scorer.vocabulary, detector.cfg))
 
     def listen(self, source: AudioSource, config: DetectorConfig | None = None) -> Iterator[Detection]:
         det = self.detector(config)

@@ -5,7 +5,8 @@ transaction (all takes and the new thresholds, or nothing), the file created 060
 personal). Each take's embedding is stored with the id of the bundle that made it; the enrollment
 audio is kept (unless the caller opts out) so a new bundle can re-embed it instead of asking for
 re-enrollment. Deleted rows are overwritten (secure_delete), and `compact` (VACUUM, then a truncating
-WAL checkpoint) after forgetting a user leaves their recordings nowhere in the file, not just unlinked.
+WAL checkpoint) after removing a word or forgetting a user leaves their recordings nowhere in the file,
+not just unlinked, or says it could not.
 
 Schema 2 (tables): ``users(name)``; ``words(label, user, speaker, threshold, false_accept)`` where ``user``
 is '' for a word anyone may say, ``speaker`` names the user whose voice must match for the word to
@@ -69,6 +70,8 @@ CREATE TABLE IF NOT EXISTS voice_takes (
 );
 """
 FIX_WRITE = "free some disk space or check that the store is writable"
+BUSY_TIMEOUT_S = 10.0  # how long a write waits for another writer's transaction
+ERASE_WAIT_S = 2.0  # how long erasing waits for other readers to finish before saying it could not
 SQLITE_CORRUPT, SQLITE_NOTADB = 11, 26  # primary result codes that mean the file itself is damaged
 
 
@@ -99,10 +102,12 @@ class ProfileStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._depth = 0
+        self._data_version: int | None = None
         if str(path) != ":memory:":
             self._create_private(self.path)
         try:
-            self.db = sqlite3.connect(str(self.path), timeout=10.0, isolation_level=None, check_same_thread=False)
+            self.db = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None,
+                                      check_same_thread=False)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.execute("PRAGMA foreign_keys=ON")
@@ -115,6 +120,7 @@ class ProfileStore:
                 self._migrate_from_1()
             self._create_tables()
             self._set_meta("schema_version", str(SCHEMA_VERSION))
+            self.changed()  # from now on, changes by other connections only
         except sqlite3.DatabaseError as exc:
             if hasattr(self, "db"):
                 self.db.close()
@@ -304,12 +310,36 @@ class ProfileStore:
         return dict(self.db.execute("SELECT user, profile FROM command_profiles ORDER BY user").fetchall())
 
     def compact(self) -> None:
-        """VACUUM and truncate the WAL: the file then holds only live rows, no deleted page or old version."""
+        """VACUUM and truncate the WAL: the file then holds only live rows, no deleted page or old version.
+
+        Another connection's open read transaction pins the old pages: the checkpoint waits ERASE_WAIT_S for it,
+        then says the bytes are still there instead of claiming they are gone. Compacting again (any `remove` or
+        `forget-user` runs it) finishes the job once that reader is done."""
         try:
             self.db.execute("VACUUM")
-            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self.db.execute(f"PRAGMA busy_timeout = {int(ERASE_WAIT_S * 1000)}")
+            try:
+                busy = self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            finally:
+                self.db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: could not compact the store ({exc})", FIX_WRITE) from None
+        if busy:
+            raise StoreError(f"{self.path}: deleted, but the old bytes are still in the file: another program holds "
+                             "a read transaction open on the store",
+                             "close it (`fuser -v` on the store shows it), then run the same command again to finish "
+                             "erasing")
+
+    def changed(self) -> bool:
+        """True when another connection committed to the store since the last call (SQLite's data_version: a read
+        of shared memory, cheap enough for a daemon to ask every audio block)."""
+        version = self.db.execute("PRAGMA data_version").fetchone()[0]
+        changed, self._data_version = version != self._data_version, version
+        return changed
+
+    def forget_version(self) -> None:
+        """Make the next `changed` say True: what the last change was to trigger failed, and is tried again."""
+        self._data_version = None
 
     # -- reading ---------------------------------------------------------------------------------------
     def users(self) -> list[str]:
