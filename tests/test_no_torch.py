@@ -4,7 +4,7 @@
 def test_importing_the_device_runtime_does_not_import_torch(run_without_torch):
     r = run_without_torch("""
         import edge_meta.device, edge_meta.device.cli, edge_meta.bench.fewshot, edge_meta.bench.dtw, edge_meta.cli
-        import edge_meta.device.daemon, edge_meta.device.prompts, edge_meta.device.sources, edge_meta.device.profile_file
+        import edge_meta.device.daemon, edge_meta.device.wyoming_service, edge_meta.device.prompts, edge_meta.device.sources, edge_meta.device.profile_file
         assert not any(m == "torch" or m.startswith("torch.") for m in sys.modules), "torch was imported"
         print("ok")
     """)

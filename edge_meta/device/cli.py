@@ -18,6 +18,7 @@ examples:
   edge-meta device enroll-word five --from a.wav b.wav c.wav     from recordings instead of the microphone
   edge-meta device run --config /etc/edge-meta/device.toml       the daemon: JSON events on stdout and a socket
   arecord -q -f S16_LE -r 16000 -c 1 -t raw | edge-meta device run --input -
+  edge-meta device wyoming --uri tcp://127.0.0.1:10400         wake words for Home Assistant (Wyoming)
   edge-meta device detect recording.wav --json
   edge-meta device list
   edge-meta device forget-user alice --yes                       delete all of alice's data
@@ -159,6 +160,25 @@ def _run(args: argparse.Namespace) -> int:
     logs.setup(cfg.log_level)
     with _open(args, bundle=cfg.bundle, store=cfg.store) as rt:
         return Daemon(rt, _source(cfg.input, args.realtime, cfg.mic_device, cfg.block_s), cfg).run()
+
+
+def _wyoming(args: argparse.Namespace) -> int:
+    from edge_meta.device import logs
+    from edge_meta.device.config import DeviceConfig, load_config
+    from edge_meta.device.wyoming_service import serve
+
+    cfg = load_config(args.config) if args.config else DeviceConfig()
+    for attr, value in (("wyoming_uri", args.uri), ("log_level", args.log_level)):
+        if value is not None:
+            setattr(cfg, attr, value)
+    cfg.wyoming_lan = cfg.wyoming_lan or args.lan
+    cfg.wyoming_zeroconf = cfg.wyoming_zeroconf or args.zeroconf
+    for attr in ("backend", "precision", "threads"):
+        if getattr(args, attr) is None:
+            setattr(args, attr, getattr(cfg, attr))
+    logs.setup(cfg.log_level)
+    with _open(args, bundle=cfg.bundle, store=cfg.store) as rt:
+        return serve(rt, cfg)
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -313,6 +333,21 @@ def add_device_parser(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     common(r)
     r.set_defaults(func=_run)
+
+    w = dsub.add_parser("wyoming", help="serve the enrolled words to Home Assistant as a Wyoming wake-word service",
+                        formatter_class=fmt, description=(
+                            "A Wyoming wake-word service (Home Assistant: Settings > Devices > Add integration >\n"
+                            "Wyoming Protocol, this host and port). Its wake models are the enrolled words; each\n"
+                            "detection names the enrolled voice that said it. Runs until SIGTERM. Wyoming has no\n"
+                            "authentication: it binds to loopback unless --lan (see SECURITY.md)."))
+    w.add_argument("--uri", help="where to listen (default tcp://127.0.0.1:10400)")
+    w.add_argument("--lan", action="store_true", help="allow a --uri beyond loopback, e.g. tcp://0.0.0.0:10400")
+    w.add_argument("--zeroconf", action="store_true", help="announce the service over mDNS for Home Assistant's "
+                   "discovery (needs --lan and the zeroconf package)")
+    w.add_argument("--config", help="device.toml: [wyoming], [runtime] and [detector] apply; options given here win")
+    w.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    common(w)
+    w.set_defaults(func=_wyoming)
 
     ls = dsub.add_parser("list", help="show users, enrolled words and voices")
     ls.add_argument("--json", action="store_true")

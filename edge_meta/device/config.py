@@ -42,6 +42,9 @@ class DeviceConfig:
     block_s: float = 0.2  # audio per wake-up: the detector still scores every hop_s; longer = less CPU, more latency
     socket: str | None = None
     log_level: str = "info"
+    wyoming_uri: str = "tcp://127.0.0.1:10400"  # `edge-meta device wyoming`: loopback unless wyoming_lan
+    wyoming_lan: bool = False
+    wyoming_zeroconf: bool = False
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     commands: list[CommandRule] = field(default_factory=list)
 
@@ -52,6 +55,7 @@ SECTIONS: dict[str, dict[str, tuple[str, type | tuple[type, ...]]]] = {
                 "precision": ("precision", str), "threads": ("threads", int)},
     "input": {"source": ("input", str), "device": ("mic_device", (str, int)), "block_s": ("block_s", (float, int))},
     "daemon": {"socket": ("socket", str), "log_level": ("log_level", str)},
+    "wyoming": {"uri": ("wyoming_uri", str), "lan": ("wyoming_lan", bool), "zeroconf": ("wyoming_zeroconf", bool)},
 }
 
 
@@ -74,7 +78,7 @@ def load_config(path: str | Path) -> DeviceConfig:
             if key not in keys:
                 raise _fail(path, f"{section}.{key}", "unknown key", f"{section} takes {sorted(keys)}")
             attr, types = keys[key]
-            if not isinstance(value, types) or isinstance(value, bool):
+            if not isinstance(value, types) or (isinstance(value, bool) and types is not bool):
                 raise _fail(path, f"{section}.{key}", f"expected {_type_name(types)}, got {value!r}", "fix the value")
             setattr(cfg, attr, value)
     cfg.detector = _detector(path, doc.get("detector", {}))
