@@ -86,3 +86,51 @@ def test_enroll_command_refuses_a_bundle_without_a_command_model(tmp_path):
         assert rt.command_decoder() is None
         with pytest.raises(BundleError, match="no command model"):
             rt.enroll_command(["lights on"])
+
+
+def test_hooks_run_on_word_and_command_events_of_a_real_recording(gsc_dir, tmp_path):
+    """Issue 16: a `[[commands]]` hook for a word crashed the daemon (KeyError 'word') on the first command event.
+    Hooks match word events by word and command events by name or intent; a hook nothing enrolled can trigger is
+    warned about at start-up, naming what is enrolled."""
+    takes = sorted((gsc_dir / "stop").glob("893705bb_nohash_*.flac"))  # one speaker's "stop", 11 takes
+    store = tmp_path / "profiles.db"
+    with Runtime.open(store=store) as rt:
+        rt.enroll_word("stop", takes[:4])
+        assert [e.command.name for e in rt.enroll_command(["stop"]).examples] == ["music_stop"]
+    pause = np.zeros(32000, np.float32)
+    stream = tmp_path / "stream.wav"
+    sf.write(stream, np.concatenate([pause] + [x for t in takes[4:8] for x in (sf.read(t, dtype="float32")[0], pause)]),
+             16000)
+    config = tmp_path / "device.toml"
+    config.write_text("""
+[[commands]]
+word = "stop"
+run = ["/bin/true"]
+[[commands]]
+command = "music_stop"
+run = ["/bin/true"]
+[[commands]]
+word = "stpo"
+run = ["/bin/true"]
+""")
+    r = subprocess.run([sys.executable, "-m", "edge_meta.cli", "device", "run", "--input", str(stream), "--store",
+                        str(store), "--config", str(config)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    events = [json.loads(line) for line in r.stdout.splitlines()]
+    commands = [e for e in events if e["event"] == "command"]
+    assert commands and {c["intent"] for c in commands} == {"music_stop"}, events
+    logs = [json.loads(line) for line in r.stderr.splitlines()]
+    started = [e["word"] for e in logs if e["event"] == "command_started"]  # each event started exactly its hook
+    assert started == ["stop" if e["event"] == "word" else "command music_stop" for e in events]
+    warning = [e for e in logs if e["event"] == "command_never_runs"]
+    assert [(w["problem"], w["enrolled words"]) for w in warning] == [("word 'stpo' is not enrolled", ["stop"])]
+
+
+@pytest.mark.parametrize("event", [{}, {"event": "command"}, {"event": "word"}, {"event": "wake", "name": "stop"},
+                                   {"event": "command", "command": None, "intent": 3}])
+def test_a_hook_never_fails_on_an_event_of_another_shape(event):
+    from edge_meta.device.config import CommandRule
+
+    for rule in (CommandRule(("true",), word="stop"), CommandRule(("true",), command="music_stop"),
+                 CommandRule(("true",), word="stop", speaker="alice")):
+        assert rule.matches(event) is False

@@ -20,14 +20,28 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 
 @dataclass(frozen=True)
 class CommandRule:
-    """Run ``run`` (an argument list, no shell) when ``word`` is detected (and, if given, ``speaker`` spoke it)."""
+    """Run ``run`` (an argument list, no shell) on a word event for ``word`` (and, if given, only when ``speaker``
+    spoke it), or on a command event for ``command``: its name, e.g. "lights_off(room=kitchen)", or its intent,
+    "lights_off"."""
 
-    word: str
     run: tuple[str, ...]
+    word: str | None = None
+    command: str | None = None
     speaker: str | None = None
 
+    @property
+    def target(self) -> str:
+        """What the rule waits for, as logs name it."""
+        return self.word if self.word is not None else f"command {self.command}"
+
     def matches(self, event: dict) -> bool:
-        return event["word"] == self.word and (self.speaker is None or event.get("speaker") == self.speaker)
+        """False for an event of another kind or one missing a field: no event can make the daemon fail here."""
+        kind = event.get("event")
+        if kind == "word" and self.word is not None:
+            return event.get("word") == self.word and (self.speaker is None or event.get("speaker") == self.speaker)
+        if kind == "command" and self.command is not None:
+            return self.command in (event.get("command"), event.get("intent"))
+        return False
 
 
 @dataclass
@@ -128,15 +142,23 @@ def _commands(path: Path, items: Any) -> list[CommandRule]:
     rules = []
     for i, item in enumerate(items):
         where = f"commands[{i}]"
-        if not isinstance(item, dict) or set(item) - {"word", "run", "speaker"}:
-            raise _fail(path, where, "expected word, run and optionally speaker", "see device/device.toml")
-        word, run, speaker = item.get("word"), item.get("run"), item.get("speaker")
-        if not isinstance(word, str) or not word.strip():
-            raise _fail(path, f"{where}.word", "expected the enrolled word", 'e.g. word = "lights on"')
+        if not isinstance(item, dict) or set(item) - {"word", "command", "run", "speaker"}:
+            raise _fail(path, where, "expected word (or command), run and optionally speaker", "see device/device.toml")
+        word, command, run, speaker = item.get("word"), item.get("command"), item.get("run"), item.get("speaker")
+        if (word is None) == (command is None):
+            raise _fail(path, where, "expected either word or command",
+                        'word = "lights on" runs on that word\'s events, command = "lights_on" on a decoded command\'s')
+        for key, value, example in (("word", word, 'word = "lights on"'), ("command", command, 'command = "lights_on"')):
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise _fail(path, f"{where}.{key}", f"expected the enrolled {key}", f"e.g. {example}")
         if not isinstance(run, list) or not run or not all(isinstance(a, str) and a for a in run):
             raise _fail(path, f"{where}.run", "expected a non-empty list of arguments (no shell)",
                         'e.g. run = ["/usr/bin/mosquitto_pub", "-t", "home/lights", "-m", "on"]')
         if speaker is not None and not isinstance(speaker, str):
             raise _fail(path, f"{where}.speaker", "expected a user name", 'e.g. speaker = "alice"')
-        rules.append(CommandRule(word.strip(), tuple(run), speaker))
+        if speaker is not None and command is not None:
+            raise _fail(path, f"{where}.speaker", "command events do not say who spoke",
+                        "bind the command's words to the voice instead: edge-meta device enroll-word WORD --user NAME --bind")
+        rules.append(CommandRule(tuple(run), word=word.strip() if word else None,
+                                 command=command.strip() if command else None, speaker=speaker))
     return rules

@@ -27,6 +27,7 @@ from typing import TextIO
 import numpy as np
 
 from edge_meta.commands.decoding import CommandDecoder
+from edge_meta.device.commands import CommandProfile
 from edge_meta.device.config import CommandRule, DeviceConfig
 from edge_meta.device.detector import StreamingDetector
 from edge_meta.device.event_socket import EventSocket
@@ -65,15 +66,15 @@ class Commands:
                 proc = subprocess.Popen(list(rule.run), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                         stderr=subprocess.DEVNULL, close_fds=True, start_new_session=True)
             except OSError as exc:
-                log.error("command_failed", extra={"fields": {"word": rule.word, "run": rule.run, "error": str(exc)}})
+                log.error("command_failed", extra={"fields": {"word": rule.target, "run": rule.run, "error": str(exc)}})
                 continue
             try:
                 proc.stdin.write((json.dumps(event) + "\n").encode())
                 proc.stdin.close()
             except OSError:  # the command does not read its stdin: fine
                 pass
-            self.running.append((proc, rule.word))
-            log.info("command_started", extra={"fields": {"word": rule.word, "pid": proc.pid}})
+            self.running.append((proc, rule.target))
+            log.info("command_started", extra={"fields": {"word": rule.target, "pid": proc.pid}})
 
     def reap(self) -> None:
         still = []
@@ -84,6 +85,25 @@ class Commands:
             elif code != 0:
                 log.warning("command_exit", extra={"fields": {"word": word, "pid": proc.pid, "code": code}})
         self.running = still
+
+
+def warn_unmatched(rules: list[CommandRule], words: list[tuple[str, str]], voices: list[str],
+                   command_profiles) -> None:
+    """Logs each configured command that nothing enrolled can trigger (a misspelt word, speaker or command), with
+    what is enrolled: accepted silently, such a rule would simply never run."""
+    labels = sorted({label for label, _ in words})
+    enrolled = sorted({name for text in command_profiles for p in CommandProfile.from_json(text).examples
+                       for name in (p.command.name, p.command.intent)})
+    for rule in rules:
+        if rule.word is not None and rule.word not in labels:
+            problem, known = f"word {rule.word!r} is not enrolled", {"enrolled words": labels}
+        elif rule.speaker is not None and rule.speaker not in voices:
+            problem, known = f"no voice is enrolled for speaker {rule.speaker!r}", {"enrolled voices": voices}
+        elif rule.command is not None and rule.command not in enrolled:
+            problem, known = f"command {rule.command!r} is not enrolled", {"enrolled commands": enrolled}
+        else:
+            continue
+        log.warning("command_never_runs", extra={"fields": {"problem": problem, "run": rule.run, **known}})
 
 
 class Daemon:
@@ -105,6 +125,7 @@ class Daemon:
         detector = self.rt.detector(self.cfg.detector)
         decoder = self.rt.command_decoder()  # word detections -> command events, once a phrasing is enrolled
         commands = Commands(self.cfg.commands)
+        warn_unmatched(commands.rules, vocab.keys, vocab.voices, self.rt.store.command_profiles().values())
         sock = EventSocket(self.cfg.socket) if self.cfg.socket else None
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
         log.info("listening", extra={"fields": {
@@ -195,4 +216,7 @@ class Daemon:
             pass
         if sock is not None:
             sock.send((line + "\n").encode())
-        commands.run(event)
+        try:
+            commands.run(event)
+        except Exception as exc:  # noqa: BLE001 - a hook that cannot start must not stop the listening
+            self._error("command_failed", f"{type(exc).__name__}: {exc}")
