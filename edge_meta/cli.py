@@ -21,6 +21,7 @@ examples:
   edge-meta train --config export/recipes/default.toml
   edge-meta export runs/default/best.pt --out bundle/
   edge-meta bench --bundle bundle/                 FSDD few-shot table (fp32 vs int8, MFCC+DTW baseline)
+  edge-meta data speechocean762 ~/speechocean762 --out cache/corpora/speechocean762
   edge-meta device enroll-word "lights on" --from a.wav b.wav c.wav --store profiles.db
   edge-meta device detect recording.wav --store profiles.db
 """
@@ -42,8 +43,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.resume and resume.exists():
         trainer.resume(resume)
         print(f"resuming from {resume} at step {trainer.step}")
-    best = trainer.run()
-    print(f"best checkpoint: {best} (validation {trainer.best_val:.4f})")
+    best = trainer.run(max_minutes=args.max_minutes)
+    if trainer.stopped_early:
+        print(f"stopped at step {trainer.step} of {cfg.optim.steps}; continue exactly where it stopped with:\n"
+              f"  edge-meta train --config {args.config} --resume" + (f" --out {args.out}" if args.out else ""))
+    print(f"best checkpoint so far: {best} (validation {trainer.best_val:.4f})")
     return 0
 
 
@@ -119,7 +123,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", help="run directory (overrides the config's 'out')")
     t.add_argument("--steps", type=int, help="number of meta-training episodes (overrides the config)")
     t.add_argument("--device", help="'auto', 'cpu' or 'cuda[:N]' (overrides the config)")
-    t.add_argument("--resume", action="store_true", help="continue from OUT/last.pt if it exists")
+    t.add_argument("--resume", action="store_true",
+                   help="continue exactly from OUT/last.pt if it exists (weights, optimizer, schedule, samplers, RNG)")
+    t.add_argument("--max-minutes", type=float, metavar="M",
+                   help="stop cleanly after M minutes, writing OUT/last.pt; rerun with --resume to go on "
+                        "(a long run as a series of pieces)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=_cmd_train)
 
@@ -177,8 +185,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.set_defaults(func=_cmd_bench)
 
     from edge_meta.device.cli import add_device_parser
+    from edge_meta.importers.cli import add_data_parser
 
     add_device_parser(sub)
+    add_data_parser(sub)
     return p
 
 

@@ -15,6 +15,7 @@ from edge_meta.errors import ConfigError
 from edge_meta.frontend import FrontendSpec
 from edge_meta.train.augment import AugmentConfig
 from edge_meta.train.data import CorpusSpec
+from edge_meta.train.distill import DistillConfig
 from edge_meta.train.speaker import SpeakerConfig
 
 
@@ -37,6 +38,7 @@ class EpisodeConfig:
     q_query: int = 5
     mode: str = "any"
     real_ratio: float = 0.5  # share of episodes drawn from real (not synthetic) corpora
+    weight: float = 1.0  # share of the episodic loss in each step's total; 0 = distillation only
 
 
 @dataclass
@@ -87,6 +89,7 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     validation: ValidationConfig = field(default_factory=ValidationConfig)
     speaker: SpeakerConfig = field(default_factory=SpeakerConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
 
     def to_dict(self) -> dict:
         """The config in the shape of its TOML file, so `config_from_dict` reads it back."""
@@ -101,7 +104,7 @@ class TrainConfig:
 _NESTED = {
     "frontend": FrontendSpec, "encoder": EncoderConfig, "learner": LearnerConfig, "episodes": EpisodeConfig,
     "optim": OptimConfig, "augment": AugmentConfig, "validation": ValidationConfig, "synth": SynthConfig,
-    "speaker": SpeakerConfig,
+    "speaker": SpeakerConfig, "distill": DistillConfig,
 }
 
 

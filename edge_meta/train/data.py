@@ -45,6 +45,7 @@ class ClipBank:
     synthetic: np.ndarray  # per class
     class_names: list[str]
     speaker_names: list[str]
+    key: str = ""  # names the exact list of clips (the cache key), so per-clip caches can follow it
 
     def waveforms(self, idx: np.ndarray) -> np.ndarray:
         return self.clips[idx].astype(np.float32) / 32768.0
@@ -94,6 +95,7 @@ def build_bank(specs: list[CorpusSpec], window: int, cache_dir: Path | None, pro
         synthetic=np.array([n.split(":")[0] in synthetic_corpora for n in class_names]),
         class_names=class_names,
         speaker_names=speaker_names,
+        key=key,
     )
 
 

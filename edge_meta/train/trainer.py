@@ -2,9 +2,14 @@
 
 Per step: draw an episode (from real or synthetic corpora, at the configured ratio), augment its
 waveforms, compute log-mel features with the torch twin of the device frontend, and let the
-learner turn it into a loss. Every ``validation.every`` steps the encoder embeds the clips of
-held-out speakers and few-shot accuracy on fixed episodes is printed and logged; the best
+learner turn it into a loss; with teachers configured, add the distillation loss on a batch of
+augmented clips (edge_meta.train.distill). Every ``validation.every`` steps the encoder embeds the
+clips of held-out speakers and few-shot accuracy on fixed episodes is printed and logged; the best
 checkpoint by validation accuracy is kept.
+
+A run survives interruptions: ``max_minutes`` stops it cleanly with ``last.pt`` written, and
+``resume`` continues it exactly (weights, optimizer, the step the schedule is at, every sampler's
+and augmenter's random state, torch's RNG), so a long run can be a series of short pieces.
 """
 
 from __future__ import annotations
@@ -26,11 +31,13 @@ from edge_meta.metrics import fewshot_accuracy
 from edge_meta.train.augment import Augmenter
 from edge_meta.train.config import TrainConfig
 from edge_meta.train.data import ClipBank, build_bank, load_noise
+from edge_meta.train.distill import DistillObjective, centred
 from edge_meta.train.distributed import Distributed
 from edge_meta.train.encoders import build_encoder, count_parameters
 from edge_meta.train.frontend_torch import LogMelTorch
 from edge_meta.train.learners import Learner, build_learner
 from edge_meta.train.speaker import SpeakerObjective
+from edge_meta.train.teachers import TEACHERS, build_teacher, teacher_targets
 
 
 def pick_device(name: str) -> torch.device:
@@ -112,20 +119,22 @@ def tensorboard_writer(folder: Path):
 
 class EpisodeObjective(torch.nn.Module):
     """One training step's loss as a module's forward, so DistributedDataParallel can wrap it: the
-    learner's episode loss plus the weighted speaker-episode loss."""
+    weighted learner's episode loss, speaker-episode loss and distillation loss."""
 
-    def __init__(self, learner: Learner, speaker: SpeakerObjective | None, n_way: int, speaker_n_way: int,
-                 speaker_weight: float) -> None:
+    def __init__(self, learner: Learner, speaker: SpeakerObjective | None, distill: DistillObjective | None,
+                 config: TrainConfig) -> None:
         super().__init__()
-        self.learner, self.speaker = learner, speaker
-        self.n_way, self.speaker_n_way, self.speaker_weight = n_way, speaker_n_way, speaker_weight
+        self.learner, self.speaker, self.distill, self.cfg = learner, speaker, distill, config
 
-    def forward(self, word: tuple[torch.Tensor, ...], voice: tuple[torch.Tensor, ...] | None):
-        result = self.learner.episode_loss(*word, self.n_way)
-        loss = result.loss
+    def forward(self, word: tuple[torch.Tensor, ...], voice: tuple[torch.Tensor, ...] | None,
+                taught: tuple[torch.Tensor, dict[str, torch.Tensor]] | None):
+        result = self.learner.episode_loss(*word, self.cfg.episodes.n_way)
+        loss = self.cfg.episodes.weight * result.loss
         if self.speaker is not None and voice is not None:
-            loss = loss + self.speaker_weight * self.speaker.episode_loss(self.learner.encoder, *voice,
-                                                                          self.speaker_n_way).loss
+            loss = loss + self.cfg.speaker.weight * self.speaker.episode_loss(
+                self.learner.encoder, *voice, self.cfg.speaker.n_way).loss
+        if self.distill is not None and taught is not None:
+            loss = loss + self.cfg.distill.weight * self.distill.loss(self.learner.encoder, *taught)
         return loss, result.loss.detach(), result.accuracy
 
 
@@ -147,14 +156,27 @@ class Trainer:
         if self.speaker and "speaker" not in encoder.projections:
             raise ConfigError("the speaker objective needs a 'speaker' projection",
                               'add projections = ["word", "speaker"] to [encoder]')
-        self.trainable = torch.nn.ModuleList([self.learner] + ([self.speaker] if self.speaker else []))
+        teachers = config.distill.teachers
+        unknown = sorted(set(teachers.values()) - set(TEACHERS))
+        if unknown:
+            raise ConfigError(f"[distill] names unknown teachers {unknown}", f"choose from {sorted(TEACHERS)}")
+        missing = sorted(set(teachers) - set(encoder.projections))
+        if missing:
+            raise ConfigError(f"[distill] teaches projections the encoder lacks: {missing}",
+                              f"add them to [encoder] projections (it has {sorted(encoder.projections)})")
+        self.distill = DistillObjective(encoder.embed_dim, {p: TEACHERS[t].dim for p, t in teachers.items()},
+                                        config.distill.relational).to(self.device) if teachers else None
+        parts = [self.learner] + [m for m in (self.speaker, self.distill) if m is not None]
+        self.trainable = torch.nn.ModuleList(parts)
         self.trainable.to(memory_format=torch.channels_last)  # ~1.6x faster convolutions on CPU (oneDNN), same maths
         self.optimizer = torch.optim.AdamW(param_groups(self.trainable, config.optim.weight_decay), lr=config.optim.lr)
-        self.objective = self.dist.wrap(EpisodeObjective(self.learner, self.speaker, config.episodes.n_way,
-                                                         config.speaker.n_way, config.speaker.weight))
+        self.objective = self.dist.wrap(EpisodeObjective(self.learner, self.speaker, self.distill, config))
         self.step = 0
         self.best_val = -1.0
         self.episodes_per_s = 0.0
+        self.stopped_early = False
+        self.clock = time.monotonic  # what `max_minutes` is measured on
+        self._resume_rng: dict | None = None
 
     # -- data ---------------------------------------------------------------------------------
     def prepare_data(self) -> None:
@@ -186,6 +208,20 @@ class Trainer:
         self.val = self.bank.subset(self.bank.validation)
         self.augmenter = Augmenter(cfg.augment, load_noise(cfg.corpora), cfg.frontend.sample_rate, seed)
         self.rng = np.random.default_rng(seed + 2)
+        self.distill_rng = np.random.default_rng(seed + 5)
+        self.train_index = np.flatnonzero(train)
+        self.targets = self._teacher_targets() if self.distill else {}
+        if self._resume_rng is not None:
+            self._set_rng_state(self._resume_rng)
+
+    def _teacher_targets(self) -> dict[str, torch.Tensor]:
+        """Centred teacher targets of every bank clip, per taught projection (cached per bank and teacher)."""
+        out = {}
+        for projection, name in self.cfg.distill.teachers.items():
+            cache = Path(self.cfg.cache_dir) / f"teacher-{name}-{self.bank.key}.npy" if self.bank.key else None
+            raw = teacher_targets(build_teacher(name), self.bank.clips, cache, progress=self.progress)
+            out[projection] = torch.from_numpy(centred(raw[self.train_index])[0]).to(self.device)
+        return out
 
     def _next_episode(self):
         use_real = self.synth is None or (self.real is not None and self.rng.random() < self.cfg.episodes.real_ratio)
@@ -199,14 +235,18 @@ class Trainer:
         progress = (step - o.warmup) / max(1, o.steps - o.warmup)
         return o.lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
-    def _episode_tensors(self, drawn) -> tuple[torch.Tensor, ...]:
-        """Augmented features of an episode's support and query, and their labels, on the device."""
-        ep, s_idx, q_idx = drawn
-        x = torch.from_numpy(self.bank.waveforms(np.concatenate([s_idx, q_idx]))).to(self.device)
+    def _features(self, idx: np.ndarray) -> torch.Tensor:
+        """Augmented features (B, 1, n_mels, n_frames) of bank clips, on the device."""
+        x = torch.from_numpy(self.bank.waveforms(idx)).to(self.device)
         with torch.no_grad():
             lm = self.augmenter.log_mel(self.frontend.log_mel_frames(self.augmenter.waveforms(x)))
             feats = self.augmenter.features(self.frontend.normalise(lm).transpose(-1, -2).unsqueeze(1))
-        feats = feats.contiguous(memory_format=torch.channels_last)
+        return feats.contiguous(memory_format=torch.channels_last)
+
+    def _episode_tensors(self, drawn) -> tuple[torch.Tensor, ...]:
+        """Augmented features of an episode's support and query, and their labels, on the device."""
+        ep, s_idx, q_idx = drawn
+        feats = self._features(np.concatenate([s_idx, q_idx]))
         ns = len(s_idx)
         sy = torch.from_numpy(ep.support_y).to(self.device)
         qy = torch.from_numpy(ep.query_y).to(self.device)
@@ -217,12 +257,18 @@ class Trainer:
             self.real_voices is not None and self.rng.random() < self.cfg.speaker.real_ratio)
         return (self.real_voices if use_real else self.synth_voices).sample()
 
+    def _distill_batch(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Augmented training clips drawn uniformly, and their teachers' (clean) targets."""
+        pick = self.distill_rng.choice(len(self.train_index), self.cfg.distill.batch, replace=False)
+        return self._features(self.train_index[pick]), {p: t[pick] for p, t in self.targets.items()}
+
     def train_step(self) -> tuple[float, float]:
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr_at(self.step)
         word = self._episode_tensors(self._next_episode())
         voice = self._episode_tensors(self._next_voice_episode()) if self.speaker else None
-        loss, word_loss, accuracy = self.objective(word, voice)
+        taught = self._distill_batch() if self.distill else None
+        loss, word_loss, accuracy = self.objective(word, voice, taught)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.trainable.parameters(), self.cfg.optim.grad_clip)
@@ -244,10 +290,16 @@ class Trainer:
                 continue  # too few held-out clips for this shot count
         if self.speaker:
             voices = embed_all(self.learner.encoder, self.frontend, self.val, self.device, projection="speaker")
-            scores["val_speaker_1-eer"] = 1.0 - speaker_eer(voices, self.val.labels, self.val.speakers, draws_word=0)["eer any word"]
+            try:
+                scores["val_speaker_1-eer"] = 1.0 - speaker_eer(voices, self.val.labels, self.val.speakers,
+                                                                draws_word=0)["eer any word"]
+            except ValueError:
+                pass  # too few held-out speakers with enough clips to enroll and try a voice
         return scores
 
-    def run(self) -> Path:
+    def run(self, max_minutes: float | None = None) -> Path:
+        """Train to ``optim.steps``, or until ``max_minutes`` have passed (then ``last.pt`` holds the
+        exact state to resume from and ``stopped_early`` is set)."""
         from tqdm import tqdm
 
         cfg = self.cfg
@@ -269,8 +321,16 @@ class Trainer:
         board = tensorboard_writer(self.out / "tensorboard") if self.dist.main else None
         bar = tqdm(total=cfg.optim.steps, initial=self.step, desc="meta-training", unit="ep", disable=not self.progress)
         losses, accs, t0, n0 = [], [], time.perf_counter(), self.step
+        deadline = self.clock() + 60.0 * max_minutes if max_minutes is not None else math.inf
         try:
             while self.step < cfg.optim.steps:
+                if self.clock() >= deadline:
+                    self.stopped_early = True
+                    if self.dist.main:
+                        self.save(self.out / "last.pt", {})
+                        tqdm.write(f"time budget of {max_minutes:g} min reached at step {self.step}: "
+                                   f"{self.out / 'last.pt'} written; continue with --resume")
+                    break
                 loss, acc = self.train_step()
                 losses.append(loss)
                 accs.append(acc)
@@ -313,7 +373,9 @@ class Trainer:
             "config": self.cfg.to_dict(),
             "learner": self.learner.state_dict(),
             "speaker_objective": self.speaker.state_dict() if self.speaker else {},
+            "distill_objective": self.distill.state_dict() if self.distill else {},
             "optimizer": self.optimizer.state_dict(),
+            "rng": self._rng_state(),
             "step": self.step,
             "best_val": self.best_val,
             "validation": val,
@@ -326,10 +388,44 @@ class Trainer:
         tmp.replace(path)
 
     def resume(self, path: Path) -> None:
+        """Continue from a checkpoint written by `save`: call before `run`. The random states are
+        applied once the data is prepared (the samplers are made there)."""
         state = torch.load(path, map_location=self.device, weights_only=True)
         self.learner.load_state_dict(state["learner"])
         if self.speaker and state.get("speaker_objective"):
             self.speaker.load_state_dict(state["speaker_objective"])
+        if self.distill and state.get("distill_objective"):
+            self.distill.load_state_dict(state["distill_objective"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.step = int(state["step"])
         self.best_val = float(state["best_val"])
+        self._resume_rng = state.get("rng")
+
+    def _samplers(self) -> dict[str, EpisodeSampler]:
+        named = {"real": getattr(self, "real", None), "synth": getattr(self, "synth", None),
+                 "real_voices": getattr(self, "real_voices", None), "synth_voices": getattr(self, "synth_voices", None)}
+        return {name: s.sampler for name, s in named.items() if s is not None}
+
+    def _rng_state(self) -> dict:
+        """Every random stream the next steps draw from. With several processes this is rank 0's;
+        the other ranks then start their streams afresh from their seeds (gradients stay exact)."""
+        return {
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "augmenter": self.augmenter.gen.get_state(),
+            "episodes": self.rng.bit_generator.state,
+            "distill": self.distill_rng.bit_generator.state,
+            "samplers": {name: s.rng.bit_generator.state for name, s in self._samplers().items()},
+        }
+
+    def _set_rng_state(self, state: dict) -> None:
+        if self.dist.world > 1 and not self.dist.main:
+            return
+        torch.set_rng_state(state["torch"])
+        if state["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
+        self.augmenter.gen.set_state(state["augmenter"])
+        self.rng.bit_generator.state = state["episodes"]
+        self.distill_rng.bit_generator.state = state["distill"]
+        for name, sampler in self._samplers().items():
+            sampler.rng.bit_generator.state = state["samplers"][name]
