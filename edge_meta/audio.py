@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import warnings
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import soundfile as sf
@@ -18,6 +19,7 @@ from edge_meta.errors import AudioError
 
 SAMPLE_RATE = 16_000
 MIN_RATE, MAX_RATE = 4_000, 384_000  # beyond these a header is damaged, and resampling it could exhaust memory
+RESAMPLE_PAD = 10 * MAX_RATE // SAMPLE_RATE + 1  # input samples the resampler's filter reaches either side, at most
 
 
 class AudioConversionWarning(UserWarning):
@@ -48,14 +50,25 @@ def open_audio(path: str | Path) -> sf.SoundFile:
         raise unreadable(path, exc) from None
 
 
-def read_audio(path: str | Path, sample_rate: int = SAMPLE_RATE, announce: bool = True) -> np.ndarray:
-    """Read ``path`` as float32 mono at ``sample_rate``; raise AudioError naming the file on any problem."""
+def read_audio(path: str | Path, sample_rate: int = SAMPLE_RATE, announce: bool = True,
+               max_s: float | None = None) -> np.ndarray:
+    """Read ``path`` as float32 mono at ``sample_rate``; raise AudioError naming the file on any problem. A file
+    longer than ``max_s`` seconds is refused from its header, before a sample is decoded."""
     with open_audio(path) as f:
+        if max_s is not None:
+            check_length(f.frames, f.samplerate, max_s, str(path))
         try:
             data, sr = f.read(dtype="float32", always_2d=True), f.samplerate
         except READ_ERRORS as exc:
             raise unreadable(path, exc) from None
     return prepare(data, sr, sample_rate, source=str(path), announce=announce)
+
+
+def check_length(frames: int, sample_rate: int, max_s: float, source: str) -> None:
+    """Refuse audio longer than ``max_s`` seconds (from a file's header: before it is decoded)."""
+    if frames > max_s * sample_rate:
+        raise AudioError(f"{source}: is {frames / sample_rate:.0f} s long; this takes at most {max_s:.0f} s",
+                         "cut out the part you mean, e.g. `sox in.wav take.wav trim 12.3 1.5`")
 
 
 def prepare(
@@ -89,11 +102,40 @@ def resample(x: np.ndarray, sr_from: int, sr_to: int) -> np.ndarray:
     """Polyphase resampling by the reduced ratio sr_to/sr_from (exact for 8/16/22.05/44.1/48 kHz)."""
     from scipy.signal import resample_poly  # imported here: scipy.signal adds ~75 MB to a 16 kHz-only device process
 
+    return resample_poly(x, *_ratio(sr_from, sr_to)).astype(np.float32)
+
+
+def _ratio(sr_from: int, sr_to: int) -> tuple[int, int]:
+    """(up, down): the reduced resampling ratio; AudioError for a rate no real recording has."""
     if not MIN_RATE <= sr_from <= MAX_RATE:
         raise AudioError(f"unsupported sample rate {sr_from} Hz (expected {MIN_RATE}-{MAX_RATE} Hz)",
                          "the file header is damaged, or convert it: `sox in.wav -r 16000 out.wav`")
     g = math.gcd(int(sr_from), int(sr_to))
-    return resample_poly(x, sr_to // g, sr_from // g).astype(np.float32)
+    return sr_to // g, sr_from // g
+
+
+def resampled_blocks(f: sf.SoundFile, block: int, sample_rate: int = SAMPLE_RATE,
+                     source: str = "audio") -> Iterator[np.ndarray]:
+    """An open file at another rate as float32 mono blocks of about ``block`` samples at ``sample_rate``: the
+    samples `resample` gives for the whole file, in memory bounded by the block, not the file's length.
+
+    Each block is resampled with ``RESAMPLE_PAD`` input samples of its neighbours on both sides (beyond the
+    polyphase filter's reach, 10 x max(up, down) output-rate taps), and blocks start on multiples of the ratio's
+    denominator, so every kept output sample is computed from the same inputs as in one whole-file pass."""
+    from scipy.signal import resample_poly
+
+    sr = f.samplerate
+    up, down = _ratio(sr, sample_rate)
+    step = down * max(1, round(block * sr / sample_rate / down))
+    pad = down * -(-RESAMPLE_PAD // down)
+    for start in range(0, f.frames, step):
+        lo, hi = max(0, start - pad), min(f.frames, start + step + pad)
+        f.seek(lo)
+        x = prepare(f.read(hi - lo, dtype="float32", always_2d=True), sample_rate, sample_rate,
+                    source=f"{source} (at {start / sr:.1f} s)", announce=False)  # down-mixed only
+        y = resample_poly(x, up, down).astype(np.float32)
+        first = (start - lo) * up // down
+        yield y[first : first + -(-min(step, f.frames - start) * up // down)]
 
 
 def fix_length(x: np.ndarray, n: int) -> np.ndarray:

@@ -75,3 +75,27 @@ def test_silence_and_clipping_are_refused(gsc_dir):
     require_speech(speech, "ok")
     with pytest.raises(AudioError, match="clipped"):
         require_speech(np.clip(speech * 1000, -1, 1), "take 2")
+
+
+def test_a_take_too_long_to_be_one_is_refused_from_its_header(tmp_path, fsdd_dir):
+    """Enrollment read a take whole before its length check (a 10 h file: 2.9 GB and a misleading message): now a
+    recording longer than a take can be is refused from its header, before a sample is decoded."""
+    import tracemalloc
+
+    from edge_meta.device import Runtime
+    from edge_meta.device.limits import MAX_VOICE_TAKE_S, MAX_WORD_TAKE_S
+
+    speech = np.concatenate([read_audio(p, announce=False, sample_rate=8000)
+                             for p in sorted((fsdd_dir / "recordings").glob("*_theo_*.wav"))[:150]])
+    path = tmp_path / "two_minutes.wav"
+    sf.write(path, np.tile(speech, 3)[: 120 * 8000], 8000, subtype="PCM_16")
+    decoded = 120 * 16000 * 4
+    with Runtime.open() as rt:
+        for enroll, limit in ((lambda: rt.enroll_word("five", [path]), MAX_WORD_TAKE_S),
+                              (lambda: rt.enroll_voice("theo", [path]), MAX_VOICE_TAKE_S)):
+            tracemalloc.start()
+            with pytest.raises(AudioError, match=f"is 120 s long; this takes at most {limit:.0f} s"):
+                enroll()
+            peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+            assert peak < 0.05 * decoded

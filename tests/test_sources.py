@@ -69,6 +69,32 @@ def test_a_16khz_file_is_decoded_chunk_by_chunk_not_held_whole(tmp_path):
     assert peak < 0.25 * want.nbytes
 
 
+def test_a_44khz_stereo_file_is_resampled_block_by_block_as_if_whole(tmp_path, fsdd_dir):
+    """Nearly a minute of real speech at 44.1 kHz stereo (a 2 h one was read whole: a MemoryError traceback in detect and
+    run): the blocks give the samples one whole-file resampling gives, to float32 rounding of the filter's sums,
+    while the source holds only a block's worth (peak allocation a twentieth of the 19 MB the file decodes to)."""
+    import tracemalloc
+
+    speech = np.concatenate([read_audio(p, announce=False, sample_rate=8000)
+                             for p in sorted((fsdd_dir / "recordings").glob("*_theo_*.wav"))[:150]])[: 60 * 8000]
+    mono = resample_poly(speech, 441, 80).astype(np.float32)
+    stereo = np.stack([mono, 0.5 * mono], axis=1)
+    path = tmp_path / "long44k.wav"
+    sf.write(path, stereo, 44100, subtype="FLOAT")
+    with pytest.warns(Warning):
+        want = read_audio(path)
+        source = WavSource(path)
+    got = np.concatenate(list(source.chunks()))
+    assert len(got) == len(want)
+    assert np.max(np.abs(got - want)) <= 1e-5 * np.max(np.abs(want))
+    tracemalloc.start()
+    for _ in WavSource(path).chunks():
+        pass
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 0.05 * stereo.nbytes
+
+
 def test_a_file_damaged_midway_is_refused_naming_where(tmp_path):
     """Non-finite samples half-way through a float WAV: the chunks before it play, then an AudioError names the
     file and the second it is at (the daemon stops with that message instead of scoring garbage)."""

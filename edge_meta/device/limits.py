@@ -15,6 +15,8 @@ from edge_meta.errors import StoreError
 
 MAX_NAME = 64
 MAX_TAKES = 50
+MAX_WORD_TAKE_S = 10.0  # a word take's whole recording: the prompts cut at the window + 1.5 s, a file keeps some silence
+MAX_VOICE_TAKE_S = 30.0  # a voice take's whole recording (at most quality.MAX_VOICE_S of it sound)
 FALSE_ACCEPT = (1e-6, 0.5)  # a target share of background speech: at least 1e-6, below one half
 
 

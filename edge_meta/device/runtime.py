@@ -23,7 +23,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from edge_meta.audio import SAMPLE_RATE, fix_length, read_audio
+from edge_meta.audio import SAMPLE_RATE, check_length, fix_length, read_audio
 from edge_meta.bundle import Bundle
 from edge_meta.device.backends import EncoderBackend, open_backend
 from edge_meta.commands.decoding import ChannelModel, CommandDecoder
@@ -31,7 +31,8 @@ from edge_meta.device.calibration import Calibration, calibrate, calibrate_all
 from edge_meta.device.commands import CommandModel, CommandProfile
 from edge_meta.device.detector import Detection, DetectorConfig, StreamingDetector
 from edge_meta.device.heads import HEADS, PrototypeHead
-from edge_meta.device.limits import check_false_accept, check_name, check_take_count
+from edge_meta.device.limits import (MAX_VOICE_TAKE_S, MAX_WORD_TAKE_S, check_false_accept, check_name,
+                                     check_take_count)
 from edge_meta.device.profile_file import check_sizes, read_profile, write_profile
 from edge_meta.device.quality import check_voice_take, check_word_take
 from edge_meta.device.scorer import Scorer, Vocabulary
@@ -163,11 +164,13 @@ class Runtime:
                             "voices apart poorly (a bundle exported with a speaker head fixes it)", SpeakerFallbackWarning)
 
     # -- embedding -----------------------------------------------------------------------------------
-    def load_clip(self, clip: Clip, name: str = "take") -> np.ndarray:
-        """A take as 16 kHz float32 mono, from a path or an array."""
+    def load_clip(self, clip: Clip, name: str = "take", max_s: float = MAX_VOICE_TAKE_S) -> np.ndarray:
+        """A take as 16 kHz float32 mono, from a path or an array, of at most ``max_s`` seconds (a longer file is
+        refused from its header, before it is decoded)."""
         if isinstance(clip, (str, Path)):
-            return read_audio(clip)
+            return read_audio(clip, max_s=max_s)
         x = np.asarray(clip, dtype=np.float32)
+        check_length(len(x), SAMPLE_RATE, max_s, name)
         if x.ndim != 1 or len(x) == 0:
             raise AudioError(f"{name}: expected a non-empty 1-D array of 16 kHz samples", "pass mono float32 audio")
         if not np.all(np.isfinite(x)):
@@ -208,10 +211,10 @@ class Runtime:
             bar = self.default_threshold - 0.1
         return score < bar, score
 
-    def _takes(self, clips: Sequence[Clip], what: str) -> tuple[list[np.ndarray], list[str]]:
+    def _takes(self, clips: Sequence[Clip], what: str, max_s: float) -> tuple[list[np.ndarray], list[str]]:
         check_take_count(len(clips), what)
         names = [str(c) if isinstance(c, (str, Path)) else f"take {i + 1}" for i, c in enumerate(clips)]
-        return [self.load_clip(c, n) for c, n in zip(clips, names)], names
+        return [self.load_clip(c, n, max_s) for c, n in zip(clips, names)], names
 
     # -- enrollment ----------------------------------------------------------------------------------
     def enroll_word(self, label: str, clips: Sequence[Clip], user: str = "", keep_audio: bool = True,
@@ -223,7 +226,7 @@ class Runtime:
         if bind_speaker and not user:
             raise StoreError(f"{label!r} cannot be bound to a voice without a user", "give --user NAME with --bind")
         false_accept = check_false_accept(false_accept)
-        takes, names = self._takes(clips, repr(label))
+        takes, names = self._takes(clips, repr(label), MAX_WORD_TAKE_S)
         for x, n in zip(takes, names):
             self.check_take(x, n)
         emb = self.embed(takes)
@@ -244,7 +247,7 @@ class Runtime:
         user = check_name(user, "user name")
         false_accept = check_false_accept(false_accept)
         self._warn_speaker_fallback()
-        takes, names = self._takes(clips, f"{user}'s voice")
+        takes, names = self._takes(clips, f"{user}'s voice", MAX_VOICE_TAKE_S)
         for x, n in zip(takes, names):
             check_voice_take(x, n)
         emb = np.stack([self.embed_voice(x) for x in takes])

@@ -14,12 +14,14 @@ import queue
 import select
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import BinaryIO, Iterator, Protocol
 
 import numpy as np
 
-from edge_meta.audio import READ_ERRORS, SAMPLE_RATE, open_audio, prepare, read_audio, unreadable
+from edge_meta.audio import (READ_ERRORS, SAMPLE_RATE, AudioConversionWarning, open_audio, prepare,
+                             resampled_blocks, unreadable)
 from edge_meta.errors import AudioError
 
 log = logging.getLogger("edge_meta.device")
@@ -36,8 +38,8 @@ class AudioSource(Protocol):
 class WavSource:
     """A recorded file, as fast as possible or paced like a live microphone (``realtime=True``).
 
-    A 16 kHz file is decoded one chunk at a time, so a day-long recording costs the daemon no more memory
-    than a microphone; a file at another rate is read and resampled whole (the resampler needs it all)."""
+    It is decoded (and, at another rate, resampled) one block at a time, so a day-long recording costs the
+    daemon no more memory than a microphone."""
 
     def __init__(self, path: str | Path, chunk_s: float = 0.1, realtime: bool = False) -> None:
         self.path = Path(path)
@@ -45,11 +47,14 @@ class WavSource:
         self.chunk = int(chunk_s * SAMPLE_RATE)
         self.realtime = realtime
         with open_audio(self.path) as f:  # a missing or unreadable file is refused here, before any model loads
-            streamable, frames, rate = f.samplerate == SAMPLE_RATE, f.frames, f.samplerate
+            frames, self.rate, channels = f.frames, f.samplerate, f.channels
         if frames == 0:
             raise AudioError(f"{self.path}: holds no audio samples", "record it again")
-        self.audio = None if streamable else read_audio(self.path)
-        self.duration_s = frames / rate
+        self.duration_s = frames / self.rate
+        if channels > 1:
+            warnings.warn(f"{self.path}: {channels} channels down-mixed to mono", AudioConversionWarning, 2)
+        if self.rate != SAMPLE_RATE:
+            warnings.warn(f"{self.path}: resampled from {self.rate} Hz to {SAMPLE_RATE} Hz", AudioConversionWarning, 2)
 
     def chunks(self) -> Iterator[np.ndarray]:
         start = time.monotonic()
@@ -59,15 +64,14 @@ class WavSource:
             yield chunk
 
     def _decoded(self) -> Iterator[np.ndarray]:
-        if self.audio is not None:
-            for i in range(0, len(self.audio), self.chunk):
-                yield self.audio[i : i + self.chunk]
-            return
         with open_audio(self.path) as f:
             try:  # a decoding error (a truncated or damaged file) is named like one found at open
+                if self.rate != SAMPLE_RATE:
+                    yield from resampled_blocks(f, self.chunk, source=str(self.path))
+                    return
                 for i, block in enumerate(f.blocks(blocksize=self.chunk, dtype="float32", always_2d=True)):
                     yield prepare(block, SAMPLE_RATE, source=f"{self.path} (at {i * self.chunk / SAMPLE_RATE:.1f} s)",
-                                  announce=i == 0)
+                                  announce=False)
             except READ_ERRORS as exc:
                 raise unreadable(self.path, exc) from None
 
