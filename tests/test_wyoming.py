@@ -292,3 +292,25 @@ def test_beyond_loopback_only_with_lan(enrolled, tmp_path):
     (tmp_path / "bad.toml").write_text('[wyoming]\nlan = "yes"\n')
     with pytest.raises(ConfigError, match="wyoming.lan"):
         load_config(tmp_path / "bad.toml")
+
+
+def test_as_shipped_it_serves_this_machine_only(tmp_path):
+    """device/device.toml and the systemd unit, as install.sh installs them: loopback, and IP with localhost only."""
+    import re
+    import shutil
+    from pathlib import Path
+
+    device = Path(__file__).resolve().parents[1] / "device"
+    cfg = load_config(device / "device.toml")
+    assert cfg.wyoming_uri.startswith("tcp://127.0.0.1:") and not cfg.wyoming_lan and not cfg.wyoming_zeroconf
+    text = (device / "edge-meta-wyoming.service").read_text()
+    lines = text.splitlines()
+    assert "IPAddressDeny=any" in lines and "IPAddressAllow=localhost" in lines and "NoNewPrivileges=yes" in lines
+    exec_start = next(line for line in lines if line.startswith("ExecStart="))
+    assert " device wyoming --config /etc/edge-meta/device.toml" in exec_start
+    if not shutil.which("systemd-analyze"):
+        pytest.skip("systemd-analyze is not installed: the unit's lines were checked, not systemd's reading of them")
+    unit = tmp_path / "edge-meta-wyoming.service"  # the installed ExecStart does not exist here: any executable will do
+    unit.write_text(re.sub(r"(?m)^ExecStart=\S+", f"ExecStart={shutil.which('true')}", text))
+    verify = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True)
+    assert verify.returncode == 0 and verify.stderr == "", verify.stderr
