@@ -1,0 +1,98 @@
+"""Read sentences with transcripts -> word clips, in parallel, resumable, with a manifest of every sentence.
+
+OUT/sentences.tsv gets one row per sentence as it finishes (source path, speaker, seconds, status,
+clips written, text). It is both the resume log (a rerun skips the sentences it lists) and the
+list of unaligned sentence audio that distillation windows and stream negatives can draw from.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import Counter
+from contextlib import nullcontext
+from dataclasses import dataclass
+from multiprocessing import Pool
+from pathlib import Path
+
+from edge_meta.audio import SAMPLE_RATE, read_audio
+from edge_meta.errors import AudioError
+from edge_meta.importers.align import Aligner, cut_words
+from edge_meta.importers.layout import clip_path, is_eval_word, write_flac
+
+MANIFEST = "sentences.tsv"
+COLUMNS = ("utterance", "speaker", "path", "seconds", "status", "clips", "text")
+# Statuses: "cut" (aligned, clips written), "unknown-word" (a word with no pronunciation),
+# "no-alignment" (the decoder found no path), "unreadable" (the audio file).
+
+
+@dataclass(frozen=True)
+class Utterance:
+    uid: str
+    speaker: str
+    path: Path
+    words: tuple[str, ...]
+
+
+_aligner: Aligner | None = None  # one per worker process
+
+
+def _start_worker(lexicon: dict[str, str]) -> None:
+    global _aligner
+    _aligner = Aligner(lexicon)
+
+
+def _cut(job: tuple[Utterance, Path, str]) -> dict[str, str]:
+    utt, out, language = job
+    row = {"utterance": utt.uid, "speaker": utt.speaker, "path": str(utt.path), "seconds": "0",
+           "clips": "0", "text": " ".join(utt.words)}
+    try:
+        audio = read_audio(utt.path, announce=False)
+    except AudioError:
+        return row | {"status": "unreadable"}
+    row["seconds"] = f"{len(audio) / SAMPLE_RATE:.2f}"
+    if not all(_aligner.knows(w) for w in utt.words):
+        return row | {"status": "unknown-word"}
+    spans = _aligner.align(audio, list(utt.words))
+    if spans is None:
+        return row | {"status": "no-alignment"}
+    written = 0
+    for k, (word, (_, clip)) in enumerate(zip(utt.words, cut_words(audio, spans))):
+        if not is_eval_word(word, language):
+            write_flac(clip_path(out, word, utt.speaker, f"{utt.uid}-{k}"), clip)
+            written += 1
+    return row | {"status": "cut", "clips": str(written)}
+
+
+def read_manifest(out: Path) -> list[dict[str, str]]:
+    path = out / MANIFEST
+    if not path.exists():
+        return []
+    with path.open(encoding="utf-8", newline="") as f:
+        return list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+
+
+def import_sentences(utterances: list[Utterance], out: Path, lexicon: dict[str, str] | None = None,
+                     jobs: int = 1, progress: bool = True, language: str = "en") -> Counter:
+    """Align and cut every utterance not yet in OUT's manifest; the status count over all of them."""
+    from tqdm import tqdm
+
+    out.mkdir(parents=True, exist_ok=True)
+    done = {r["utterance"] for r in read_manifest(out)}
+    todo = [(u, out, language) for u in utterances if u.uid not in done]
+    path = out / MANIFEST
+    new = not path.exists()
+    with path.open("a", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, COLUMNS, delimiter="\t", quoting=csv.QUOTE_NONE, lineterminator="\n")
+        if new:
+            writer.writeheader()
+        bar = tqdm(total=len(todo), desc=f"aligning {out.name}", unit="sentence", disable=not progress)
+        parallel = jobs > 1 and len(todo) > 1
+        if not parallel:
+            _start_worker(lexicon or {})
+        with Pool(jobs, _start_worker, (lexicon or {},)) if parallel else nullcontext() as pool:
+            for row in pool.imap_unordered(_cut, todo, chunksize=4) if parallel else map(_cut, todo):
+                writer.writerow(row)
+                f.flush()
+                bar.update()
+        bar.close()
+    return Counter(r["status"] for r in read_manifest(out))
