@@ -314,3 +314,45 @@ def test_as_shipped_it_serves_this_machine_only(tmp_path):
     unit.write_text(re.sub(r"(?m)^ExecStart=\S+", f"ExecStart={shutil.which('true')}", text))
     verify = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True)
     assert verify.returncode == 0 and verify.stderr == "", verify.stderr
+
+
+def test_a_word_removed_while_a_client_streams_stops_firing_at_once(enrolled, tmp_path, fsdd_dir):
+    """The store is shared (with the daemon, the CLI): a word removed by another process stops firing mid-stream."""
+    import sqlite3
+
+    from edge_meta.audio import read_audio
+
+    store = tmp_path / "profiles.db"
+    with sqlite3.connect(enrolled[0]) as src, sqlite3.connect(store) as dst:
+        src.backup(dst)
+    word = str(KEYWORDS[1])
+    gap = np.zeros(24000, np.float32)
+    takes = [read_audio(fsdd_dir / "recordings" / f"{word}_{SPEAKER}_{t}.wav", announce=False) for t in (20, 21)]
+    half = pcm(np.concatenate([gap, takes[0], gap, takes[1], gap]), 16000, 1, 2)
+    service = Service("--store", store)
+
+    async def send_half(client, events):
+        for i in range(0, len(half), 3200):
+            await client.write_event(AudioChunk(16000, 2, 1, half[i:i + 3200]).event())
+        await client.write_event(Describe().event())  # answered once the half is processed
+        while not Info.is_type((event := await client.read_event()).type):
+            events.append(event)
+
+    async def main():
+        before, after = [], []
+        async with service.client() as client:
+            await client.write_event(AudioStart(16000, 2, 1, timestamp=0).event())
+            await send_half(client, before)
+            with Runtime.open(store=store) as rt:
+                rt.remove_word(word, SPEAKER)
+            await send_half(client, after)
+            models = (await describe(client)).wake[0].models
+        return before, after, models
+
+    try:
+        before, after, models = asyncio.run(main())
+    finally:
+        assert service.stop() == 0
+    assert [d.name for d in detections(before)] == [word, word]
+    assert detections(after) == []
+    assert [m.name for m in models] == [str(KEYWORDS[0])]

@@ -24,31 +24,18 @@ import sys
 import time
 from typing import TextIO
 
-import numpy as np
 
 from edge_meta.commands.decoding import CommandDecoder
 from edge_meta.device.commands import CommandProfile
 from edge_meta.device.config import CommandRule, DeviceConfig
 from edge_meta.device.detector import StreamingDetector
 from edge_meta.device.event_socket import EventSocket
+from edge_meta.device.listening import RepeatedErrors, enrolled_vocabulary, guarded_process, peak_rss_mb
 from edge_meta.device.runtime import Runtime
 from edge_meta.device.sources import AudioSource
-from edge_meta.errors import EdgeMetaError, StoreError
+from edge_meta.errors import EdgeMetaError
 
 log = logging.getLogger("edge_meta.device")
-REPEAT_LOG_EVERY = 100  # a recurring error is logged on its 1st, 101st, ... occurrence
-
-
-def peak_rss_mb() -> float | None:
-    """This process's peak resident memory since it started (Linux VmHWM; unlike ru_maxrss, not inflated by
-    the parent that spawned it)."""
-    try:
-        for line in open("/proc/self/status"):
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024.0, 1)
-    except OSError:
-        pass
-    return None
 
 
 class Commands:
@@ -111,17 +98,14 @@ class Daemon:
         self.rt, self.source, self.cfg = rt, source, config
         self.out = out or sys.stdout
         self.stop_signal: int | None = None
-        self.errors: dict[str, int] = {}
+        self.errors = RepeatedErrors()
         self.events = 0
 
     def _on_signal(self, signum: int, frame) -> None:
         self.stop_signal = signum
 
     def run(self) -> int:
-        vocab = self.rt.vocabulary()[0]
-        if not vocab.keys:
-            raise StoreError(f"no usable words are enrolled in {self.rt.store.path}",
-                             "enroll one first: edge-meta device enroll-word WORD --from a.wav b.wav c.wav")
+        vocab = enrolled_vocabulary(self.rt)
         detector = self.rt.detector(self.cfg.detector)
         decoder = self.rt.command_decoder()  # word detections -> command events, once a phrasing is enrolled
         commands = Commands(self.cfg.commands)
@@ -141,7 +125,7 @@ class Daemon:
                     break
                 if self.rt.store.changed():
                     decoder = self._reload(detector, decoder)
-                for event in self._events(detector, decoder, self._process(detector, chunk)):
+                for event in self._events(detector, decoder, guarded_process(detector, chunk, self.errors)):
                     self._emit(event, sock, commands)
                 commands.reap()
             else:
@@ -169,7 +153,7 @@ class Daemon:
             decoder = self.rt.command_decoder()
         except (EdgeMetaError, sqlite3.Error) as exc:
             self.rt.store.forget_version()
-            self._error("reload_failed", f"{type(exc).__name__}: {exc}")
+            self.errors("reload_failed", f"{type(exc).__name__}: {exc}")
             return decoder
         vocab = detector.scorer.vocabulary
         log.info("store_changed", extra={"fields": {
@@ -188,23 +172,6 @@ class Daemon:
             events += [c.to_event() for c in done]
         return events
 
-    def _process(self, detector, chunk: np.ndarray) -> list:
-        """Detections from one chunk; a bad chunk is logged (rate-limited) and skipped, never fatal."""
-        try:
-            x = np.asarray(chunk, dtype=np.float32).reshape(-1)
-            if not np.all(np.isfinite(x)):
-                self._error("bad_audio", "chunk holds NaN or infinite samples; replaced by silence")
-                x = np.where(np.isfinite(x), x, 0.0).astype(np.float32)
-            return detector.process(x)
-        except Exception as exc:  # noqa: BLE001 - the daemon must outlive any single bad frame
-            self._error("frame_failed", f"{type(exc).__name__}: {exc}")
-            return []
-
-    def _error(self, kind: str, message: str) -> None:
-        n = self.errors[kind] = self.errors.get(kind, 0) + 1
-        if n % REPEAT_LOG_EVERY == 1:
-            log.error(kind, extra={"fields": {"error": message, "count": n}})
-
     def _emit(self, event: dict, sock: EventSocket | None, commands: Commands) -> None:
         event["time"] = round(time.time(), 3)
         line = json.dumps(event)
@@ -219,4 +186,4 @@ class Daemon:
         try:
             commands.run(event)
         except Exception as exc:  # noqa: BLE001 - a hook that cannot start must not stop the listening
-            self._error("command_failed", f"{type(exc).__name__}: {exc}")
+            self.errors("command_failed", f"{type(exc).__name__}: {exc}")

@@ -1,5 +1,6 @@
 """What every listener (the daemon, the Wyoming service) shares around the detector: the refusal to
-listen with nothing enrolled, a detector step that outlives a bad chunk, and the peak memory it logs."""
+listen with nothing enrolled, a detector step that outlives a bad chunk, rate-limited error logs, and
+the peak memory it reports when it stops."""
 
 from __future__ import annotations
 
@@ -37,26 +38,28 @@ def peak_rss_mb() -> float | None:
     return None
 
 
-class GuardedDetector:
-    """Feeds a detector chunks from outside: a bad chunk (NaN, a failed encoder call) is logged, rate-limited,
-    and skipped, because a listener must outlive any single bad frame."""
+class RepeatedErrors:
+    """Logs an error that may recur every block on its 1st, 101st, ... occurrence, with its count, so a stuck
+    fault cannot flood the journal."""
 
-    def __init__(self, detector: StreamingDetector) -> None:
-        self.detector = detector
-        self.errors: dict[str, int] = {}
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
 
-    def process(self, chunk: np.ndarray) -> list[Detection]:
-        try:
-            x = np.asarray(chunk, dtype=np.float32).reshape(-1)
-            if not np.all(np.isfinite(x)):
-                self.error("bad_audio", "chunk holds NaN or infinite samples; replaced by silence")
-                x = np.where(np.isfinite(x), x, 0.0).astype(np.float32)
-            return self.detector.process(x)
-        except Exception as exc:  # noqa: BLE001 - the listener must outlive any single bad frame
-            self.error("frame_failed", f"{type(exc).__name__}: {exc}")
-            return []
-
-    def error(self, kind: str, message: str) -> None:
-        n = self.errors[kind] = self.errors.get(kind, 0) + 1
+    def __call__(self, kind: str, message: str) -> None:
+        n = self.counts[kind] = self.counts.get(kind, 0) + 1
         if n % REPEAT_LOG_EVERY == 1:
             log.error(kind, extra={"fields": {"error": message, "count": n}})
+
+
+def guarded_process(detector: StreamingDetector, chunk: np.ndarray, errors: RepeatedErrors) -> list[Detection]:
+    """Detections from one chunk; a bad chunk (NaN, a failed encoder call) is logged and skipped, because a
+    listener must outlive any single bad frame."""
+    try:
+        x = np.asarray(chunk, dtype=np.float32).reshape(-1)
+        if not np.all(np.isfinite(x)):
+            errors("bad_audio", "chunk holds NaN or infinite samples; replaced by silence")
+            x = np.where(np.isfinite(x), x, 0.0).astype(np.float32)
+        return detector.process(x)
+    except Exception as exc:  # noqa: BLE001 - the listener must outlive any single bad frame
+        errors("frame_failed", f"{type(exc).__name__}: {exc}")
+        return []

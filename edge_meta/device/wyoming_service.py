@@ -26,6 +26,7 @@ import ipaddress
 import json
 import logging
 import signal
+import sqlite3
 import time
 from dataclasses import dataclass
 from urllib.parse import urlparse
@@ -42,9 +43,10 @@ from wyoming.wake import Detect, Detection, NotDetected
 from edge_meta import __version__
 from edge_meta.device.config import DeviceConfig
 from edge_meta.device.detector import DetectorConfig
-from edge_meta.device.listening import GuardedDetector, enrolled_vocabulary, peak_rss_mb
+from edge_meta.device.detector import StreamingDetector
+from edge_meta.device.listening import RepeatedErrors, enrolled_vocabulary, guarded_process, peak_rss_mb
 from edge_meta.device.runtime import Runtime
-from edge_meta.errors import ConfigError
+from edge_meta.errors import ConfigError, EdgeMetaError
 
 log = logging.getLogger("edge_meta.device")
 ATTRIBUTION = Attribution(name="edge-meta", url="")  # no public home page to point at
@@ -131,11 +133,11 @@ class CheckedReader:
         return ValueError(problem)
 
 
-@dataclass
+@dataclass(eq=False)
 class Stream:
     """One client's audio from ``audio-start`` to ``audio-stop``, with its own detector."""
 
-    guarded: GuardedDetector
+    detector: StreamingDetector
     converter: AudioChunkConverter  # to the bundle's rate and 16-bit samples; channels are averaged after it
     format: tuple[int, int, int]  # rate, width, channels of the chunks it converts
     base_ms: int | None  # the client's time at the stream's start
@@ -160,6 +162,21 @@ class WakeService:
         self.rt, self.config = rt, config
         self.sample_rate = rt.logmel.spec.sample_rate
         self.clients = 0
+        self.streams: set[Stream] = set()  # every client's open stream
+        self.errors = RepeatedErrors()
+
+    def follow_store(self) -> None:
+        """Another process changed the store (enroll, remove, forget-user, import): every open stream listens for
+        its words as they are now, so a forgotten user's words stop firing at once. A store that cannot be read
+        just now keeps the words they had and is tried again at the next chunk; the log says so."""
+        if not self.rt.store.changed():
+            return
+        try:
+            for stream in self.streams:
+                self.rt.reload(stream.detector)
+        except (EdgeMetaError, sqlite3.Error) as exc:
+            self.rt.store.forget_version()
+            self.errors("reload_failed", f"{type(exc).__name__}: {exc}")
 
     def info(self) -> Info:
         """One wake program whose models are the enrolled words (a word several users enrolled is one model)."""
@@ -218,6 +235,8 @@ class WakeHandler(AsyncEventHandler):
             pass
 
     async def disconnect(self) -> None:
+        if self.stream is not None:
+            self.service.streams.discard(self.stream)
         log.info("wyoming_client_closed", extra={"fields": {"peer": self.peer}})
 
     async def handle_event(self, event: Event) -> bool:
@@ -249,10 +268,14 @@ class WakeHandler(AsyncEventHandler):
                                          code="unknown-name").event())
 
     def _start(self, fmt: tuple[int, int, int], timestamp: object) -> Stream:
+        if self.stream is not None:  # a new audio-start: the stream before it ends unfinished
+            self.service.streams.discard(self.stream)
         rt = self.service.rt
         detector = rt.detector(self.service.config)  # the store as it is now: words enrolled since are heard
         base = timestamp if isinstance(timestamp, int) and not isinstance(timestamp, bool) else None
-        return Stream(GuardedDetector(detector), self._converter(), fmt, base)
+        stream = Stream(detector, self._converter(), fmt, base)
+        self.service.streams.add(stream)
+        return stream
 
     def _converter(self) -> AudioChunkConverter:
         return AudioChunkConverter(rate=self.service.sample_rate, width=2)
@@ -272,19 +295,21 @@ class WakeHandler(AsyncEventHandler):
         pcm = stream.converter.convert(chunk).audio
         # The package's converter sums two channels (and cannot mix more): average them here instead.
         x = np.frombuffer(pcm, dtype=np.int16).reshape(-1, fmt[2]).mean(axis=1, dtype=np.float32) / 32768.0
-        await self._send(stream, stream.guarded.process(x))
+        self.service.follow_store()
+        await self._send(stream, guarded_process(stream.detector, x, self.service.errors))
 
     async def _stop(self) -> None:
         stream, self.stream = self.stream, None
         if stream is None:
             await self.write_event(NotDetected().event())
             return
-        await self._send(stream, stream.guarded.detector.flush())
+        self.service.streams.discard(stream)
+        await self._send(stream, stream.detector.flush())
         if not stream.hits:
             await self.write_event(NotDetected().event())
         log.info("wyoming_stream_end", extra={"fields": {"peer": self.peer, "detections": stream.hits,
-                                                          "hops": stream.guarded.detector.hops,
-                                                          "encoder_calls": stream.guarded.detector.encoder_calls}})
+                                                          "hops": stream.detector.hops,
+                                                          "encoder_calls": stream.detector.encoder_calls}})
 
     async def _send(self, stream: Stream, detections: list) -> None:
         for d in detections:
