@@ -89,3 +89,29 @@ def test_a_word_without_kept_audio_is_left_to_the_encoder(tmp_path, fsdd_dir):
         three, seven = (det.scorer.vocabulary.keys.index((w, "")) for w in ("three", "seven"))
         assert not det.verifier.checks(three) and det.verifier.checks(seven)
         assert rt.detector(DetectorConfig(template_ratio=float("inf"))).verifier is None
+
+
+def test_the_check_of_long_takes_costs_no_more_than_of_takes_a_keyword_fits_in(fsdd_dir):
+    """An imported profile may carry long takes (up to 60 s were accepted): aligning them with each other cost the
+    square of their length (5 x 60 s: 1.2 GB at every daemon start). The check is built on at most two model
+    windows of each take, so 30 s takes cost what 2 s takes do, beyond one pass over them, and check the same."""
+    import tracemalloc
+
+    from edge_meta.frontend import FrontendSpec
+
+    logmel = LogMel(FrontendSpec())
+    said = [read_audio(fsdd_dir / "recordings" / f"4_theo_{t}.wav", announce=False) for t in range(3)]
+    babble = np.concatenate([read_audio(p, announce=False)
+                             for p in sorted((fsdd_dir / "recordings").glob("*_nicolas_*.wav"))[:80]])
+    peaks, ratios = {}, {}
+    for seconds in (2, 30):
+        pad = int(seconds * 16000) - max(len(x) for x in said)
+        takes = [np.concatenate([1e-3 * babble[:pad // 2], x, 1e-3 * babble[pad // 2 : pad]]) for x in said]
+        tracemalloc.start()
+        verifier = TemplateVerifier(logmel, [takes], max_ratio=1.3, slope=5.0)
+        peaks[seconds] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        ratios[seconds] = verifier.ratio(0, logmel.log_mel_frames(said[0]))
+    assert ratios[30] == pytest.approx(ratios[2], rel=0.01) and passes(ratios[30], 0.0, 1.3, 5.0)  # ~ the same check
+    longest = max(x.nbytes for x in takes)  # finding a 30 s take's loudest windows sums its energy in float64
+    assert peaks[30] <= peaks[2] + 4 * longest  # linear in a take's length, no longer quadratic

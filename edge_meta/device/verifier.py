@@ -26,12 +26,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge_meta.audio import speech_region
+from edge_meta.audio import fix_length, speech_region
 from edge_meta.frontend import LogMel
 
 N_CEPSTRA = 12  # c1..c12; c0 (the level) is left out
 FLOOR_NATS = 40.0 * math.log(10.0) / 10.0  # log-mel is floored 40 dB under the loudest frame of a take or window
 MIN_FRAMES = 3  # a window shorter than this (the stream's first hops) cannot hold a word
+MAX_TAKE_WINDOWS = 2  # a take is aligned on at most this many model windows of it (enrollment allows ~1.35)
 
 
 def passes(ratio: float, margin: float, max_ratio: float, slope: float) -> bool:
@@ -102,9 +103,16 @@ class TemplateVerifier:
         """``takes[w]``: word w's enrollment audio (16 kHz float32), or None when it was not kept."""
         self.logmel, self.max_ratio, self.slope = logmel, max_ratio, slope
         self.basis = dct_matrix(logmel.spec.n_mels)
+        takes = [None if not t else [self._bounded(x) for x in t] for t in takes]
         templates = [None if not t else [self.template(x) for x in t] for t in takes]
         self.scales = [self._scale(t, tmpl) if tmpl else None for t, tmpl in zip(takes, templates)]
         self.stacked = [Stacked.of(tmpl) if tmpl else None for tmpl in templates]
+
+    def _bounded(self, take: np.ndarray) -> np.ndarray:
+        """At most ``MAX_TAKE_WINDOWS`` model windows of a take (its loudest): a keyword fits in one, and aligning
+        the takes costs the square of their length (five imported 60 s takes asked 1.2 GB at every start)."""
+        cap = MAX_TAKE_WINDOWS * self.logmel.spec.window_samples
+        return take if len(take) <= cap else fix_length(take, cap)
 
     def cepstra(self, log_mel: np.ndarray) -> np.ndarray:
         """c1..c12 of log-mel frames floored 40 dB under their loudest: the quiet parts of a word then look the
