@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 import sys
 import textwrap
@@ -21,6 +22,36 @@ def _corpus(name: str) -> Path:
     if not path.is_dir():
         pytest.skip(f"real-speech corpus {path} is absent (it ships beside the project in ../shared/data)")
     return path
+
+
+def _pin_torch() -> None:
+    try:
+        import torch
+    except ImportError:  # a device-only install: nothing to pin
+        return
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread():
+    """One torch thread for the whole run, set before any module's fixture trains: the order of a float sum
+    follows the thread count, so a tiny training run would end in other weights on a machine with more cores,
+    or after a test that changed the count, and a test's outcome would depend on where and after what it ran."""
+    _pin_torch()
+
+
+@pytest.fixture(autouse=True)
+def same_start_for_every_test():
+    """Each test starts from the same seeds and leaves one torch thread behind it, whatever order the tests run
+    in (`pytest -p random_order --random-order-seed=N`)."""
+    random.seed(0)
+    import numpy as np
+
+    np.random.seed(0)
+    _pin_torch()
+    yield
+    _pin_torch()
 
 
 @pytest.fixture(scope="session")
@@ -87,6 +118,8 @@ def tiny_recipe(tmp_path, gsc_dir):
 out = "{out}"
 cache_dir = "{tmp_path / 'cache'}"
 seed = {seed}
+device = "cpu"
+precision = "fp32"
 [[corpora]]
 path = "{gsc_dir}"
 exclude_eval_words = true

@@ -49,13 +49,10 @@ def test_fsdd_bench_on_the_shipped_bundle(fsdd_dir):
 
 def test_learners_table_end_to_end(tmp_path, gsc_dir, fsdd_dir, tiny_recipe):
     """Three learners (numpy head, fine-tuned head, ONNX-graph head) from one tiny encoder, through export."""
-    import torch
-
     from edge_meta.bench.learners import table
     from edge_meta.train.learner_bench import bench_learners
     from edge_meta.train.trainer import Trainer
 
-    torch.set_num_threads(1)
     recipe = tiny_recipe(tmp_path / "base", steps=20)
     from edge_meta.train.config import load_config
 

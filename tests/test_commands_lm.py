@@ -22,18 +22,14 @@ STEPS = 150
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """(train result, exported commands/ folder) of a tiny model meta-trained for STEPS steps on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # a background job shares this 2-core box
-    try:
-        root = tmp_path_factory.mktemp("commands")
-        cfg = CommandTrainConfig(out=str(root / "run"), embed_dim=16, hidden=32, generator_hidden=32, steps=STEPS,
-                                 batch_users=16, eval_every=STEPS // 3, eval_users=40)
-        result = train_command_lm(cfg, log=lambda _: None)
-        folder = export_command_model(result.best, root / "commands")[0].parent
-        yield result, folder
-    finally:
-        torch.set_num_threads(threads)
+    """(train result, exported commands/ folder) of a tiny model meta-trained for STEPS steps (on one thread:
+    conftest)."""
+    root = tmp_path_factory.mktemp("commands")
+    cfg = CommandTrainConfig(out=str(root / "run"), embed_dim=16, hidden=32, generator_hidden=32, steps=STEPS,
+                             batch_users=16, eval_every=STEPS // 3, eval_users=40)
+    result = train_command_lm(cfg, log=lambda _: None)
+    folder = export_command_model(result.best, root / "commands")[0].parent
+    return result, folder
 
 
 def test_meta_training_lowers_the_loss(trained):

@@ -55,12 +55,7 @@ def _meta_train(name: str, real_features) -> tuple[torch.nn.Module, list[float]]
 @pytest.fixture(scope="module")
 def trained(real_features):
     """Each learner meta-trained with Adam on real 5-way 2-shot episodes: {name: (learner, losses)}."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # on a shared 2-core machine two threads run ~10x slower, not faster
-    try:
-        return {name: _meta_train(name, real_features) for name in BUILD}
-    finally:
-        torch.set_num_threads(threads)
+    return {name: _meta_train(name, real_features) for name in BUILD}
 
 
 @pytest.mark.parametrize("name", list(BUILD))

@@ -23,17 +23,8 @@ CASES = {"mann": (MANN, MemoryHead, 0.7), "metanet": (MetaNet, MetaNetHead, 0.6)
 EPISODES = 100
 
 
-@pytest.fixture(scope="module")
-def one_thread():
-    """A background job shares this 2-core box: two torch threads run ~10x slower than one."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module", params=sorted(CASES))
-def trained(request, real_features, one_thread):
+def trained(request, real_features):
     """(name, learner, losses): a tiny-encoder learner meta-trained on real 5-way 2-shot episodes."""
     feats, labels, speakers = real_features
     name = request.param

@@ -31,15 +31,6 @@ def sample_episodes(real_features, n_way=5, k_shot=2, q_query=3, seed=0):
                torch.from_numpy(feats[ep.query]), torch.from_numpy(ep.query_y))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models on a shared 2-core box: a second torch thread only waits for the other (up to 30x slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def trained(real_features):
     """Each learner meta-trained on the same real 5-way 2-shot episodes with Adam: {name: (learner, losses)}."""
