@@ -27,6 +27,24 @@ def _speechocean(args: argparse.Namespace) -> int:
     return _print(import_speechocean762(Path(args.source), Path(args.out), args.jobs, not args.quiet))
 
 
+def _speech_commands(args: argparse.Namespace) -> int:
+    from edge_meta.importers.speech_commands import import_speech_commands
+
+    return _print(import_speech_commands(Path(args.source), Path(args.out), args.jobs, not args.quiet))
+
+
+def _mswc(args: argparse.Namespace) -> int:
+    from edge_meta.importers.mswc import import_mswc
+
+    return _print(import_mswc(Path(args.source), args.lang, Path(args.out), args.jobs, not args.quiet))
+
+
+def _librispeech(args: argparse.Namespace) -> int:
+    from edge_meta.importers.librispeech import import_librispeech
+
+    return _print(import_librispeech(Path(args.source), Path(args.out), args.lexicon, args.jobs, not args.quiet))
+
+
 def add_data_parser(sub: argparse._SubParsersAction) -> None:
     data = sub.add_parser("data", help="import a downloaded corpus into the layout training reads",
                           description="Turn a local download into <word>/<speaker>_nohash_<n>.flac + SOURCE.md. "
@@ -44,3 +62,20 @@ def add_data_parser(sub: argparse._SubParsersAction) -> None:
                          "(writes OUT_train and OUT_test)")
     common(so, "the unpacked speechocean762 folder (train/, test/, WAVE/, resource/)")
     so.set_defaults(func=_speechocean)
+
+    sc = dsub.add_parser("speech-commands", help="Google Speech Commands v0.02, full (writes OUT_train and OUT_test "
+                         "from its testing_list.txt)")
+    common(sc, "the unpacked speech_commands_v0.02 folder (<word>/ folders, testing_list.txt)")
+    sc.set_defaults(func=_speech_commands)
+
+    mw = dsub.add_parser("mswc", help="Multilingual Spoken Words, one language (writes OUT_train and OUT_test)")
+    common(mw, "the MSWC folder holding <lang>/clips/<word>/*.opus and <lang>_splits.csv")
+    mw.add_argument("--lang", required=True, help="language code, e.g. en, de, rw")
+    mw.set_defaults(func=_mswc)
+
+    ls = dsub.add_parser("librispeech", help="LibriSpeech-style <speaker>/<chapter>/*.trans.txt folders, cut into "
+                         "word clips by forced alignment")
+    common(ls, "one split folder, e.g. LibriSpeech/train-clean-100")
+    ls.add_argument("--lexicon", help="extra pronunciations, WORD PHONES per line (ARPABET), "
+                    "e.g. librispeech-lexicon.txt")
+    ls.set_defaults(func=_librispeech)

@@ -5,14 +5,16 @@ from __future__ import annotations
 import os
 import re
 from collections import Counter
+from contextlib import nullcontext
+from multiprocessing import Pool
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
-from edge_meta.audio import SAMPLE_RATE
+from edge_meta.audio import SAMPLE_RATE, read_audio
 from edge_meta.corpora import ENGLISH_EVAL_WORDS, is_validation_speaker, read_speech_commands
-from edge_meta.errors import DataError
+from edge_meta.errors import AudioError, DataError
 
 _UNSAFE = re.compile(r"[^\w'\-]+")
 
@@ -72,4 +74,27 @@ def write_source(out: Path, title: str, about: list[str]) -> dict[str, int]:
              f"- Held out for validation (`edge_meta.corpora.is_validation_speaker` on corpus `{corpus.name}`; "
              f"renaming the corpus changes them): {len(held_out)} speakers: {' '.join(held_out)}", ""]
     (out / "SOURCE.md").write_text("\n".join(lines), encoding="utf-8")
+    return counts
+
+
+def _convert(job: tuple[Path, Path]) -> bool:
+    """Decode one clip (any rate libsndfile reads, Opus included) into a 16 kHz FLAC; False if unreadable."""
+    source, dest = job
+    try:
+        write_flac(dest, read_audio(source, announce=False))
+    except AudioError:
+        return False
+    return True
+
+
+def convert_clips(pairs: list[tuple[Path, Path]], jobs: int, progress: bool, desc: str) -> Counter:
+    """(source, dest) pairs decoded into FLAC in parallel; dests that exist are skipped (a rerun resumes)."""
+    from tqdm import tqdm
+
+    todo = [p for p in pairs if not p[1].exists()]
+    counts = Counter(skipped=len(pairs) - len(todo))
+    with Pool(jobs) if jobs > 1 and len(todo) > 1 else nullcontext() as pool:
+        done = pool.imap_unordered(_convert, todo, chunksize=16) if pool else map(_convert, todo)
+        for ok in tqdm(done, total=len(todo), desc=desc, unit="clip", disable=not progress):
+            counts["written" if ok else "unreadable"] += 1
     return counts

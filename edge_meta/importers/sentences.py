@@ -96,3 +96,17 @@ def import_sentences(utterances: list[Utterance], out: Path, lexicon: dict[str, 
                 bar.update()
         bar.close()
     return Counter(r["status"] for r in read_manifest(out))
+
+
+def describe(command: str, status: Counter) -> list[str]:
+    """The SOURCE.md lines every aligned import shares: how it was cut and what became of each sentence."""
+    return [
+        f"- Cut by `edge-meta data {command}`: pocketsphinx's en-us model aligns each sentence to its transcript "
+        "(words missing from its dictionary take the given lexicon's pronunciation); each word keeps up to 50 ms of "
+        "silence either side, never audio of a neighbouring word.",
+        f"- Sentences: {status.get('cut', 0)} cut, {status.get('unknown-word', 0)} skipped for a word with no "
+        f"pronunciation, {status.get('no-alignment', 0)} not aligned, {status.get('unreadable', 0)} unreadable.",
+        "- FSDD's evaluation words (zero..nine, oh) are never written: FSDD stays evaluation-only.",
+        f"- `{MANIFEST}`: every sentence (source path, speaker, seconds, status, clips, text): the unaligned sentence "
+        "audio for distillation windows and stream negatives.",
+    ]

@@ -13,7 +13,7 @@ from pathlib import Path
 from edge_meta.errors import DataError
 from edge_meta.importers.align import read_lexicon
 from edge_meta.importers.layout import require_source, write_source
-from edge_meta.importers.sentences import MANIFEST, Utterance, import_sentences
+from edge_meta.importers.sentences import Utterance, describe, import_sentences
 
 SPLITS = ("train", "test")
 LICENSE = "Creative Commons Attribution 4.0 (CC BY 4.0)"
@@ -41,7 +41,8 @@ def read_split(root: Path, split: str) -> list[Utterance]:
 
 def import_speechocean762(src: Path, out: Path, jobs: int = 1, progress: bool = True) -> dict[str, dict[str, int]]:
     """Write ``<out>_train`` and ``<out>_test``; the counts of each (see `write_source`) plus sentence statuses."""
-    src = require_source(Path(src), "speechocean762 folder", "unpack github.com/jimbozhang/speechocean762 and give its path")
+    src = require_source(Path(src), "speechocean762 folder",
+                         "unpack github.com/jimbozhang/speechocean762 and give its path")
     lexicon_file = src / "resource" / "lexicon.txt"
     lexicon = read_lexicon(lexicon_file) if lexicon_file.exists() else {}
     splits = {s: read_split(src, s) for s in SPLITS}
@@ -67,12 +68,5 @@ def _about(split: str, utterances: list[Utterance], status: Counter, stem: str) 
         f"of {UPSTREAM}: {len(utterances)} sentences by {speakers} speakers, 16 kHz.",
         f"- License: {LICENSE}. Audio unchanged except cutting and FLAC encoding.",
         f"- {role}",
-        "- Cut by `edge-meta data speechocean762`: pocketsphinx's en-us model aligns each sentence to its transcript "
-        "(words missing from its dictionary use the corpus's resource/lexicon.txt); each word keeps up to 50 ms of "
-        "silence either side, never audio of a neighbouring word.",
-        f"- Sentences: {status.get('cut', 0)} cut, {status.get('unknown-word', 0)} skipped for a word with no "
-        f"pronunciation, {status.get('no-alignment', 0)} not aligned, {status.get('unreadable', 0)} unreadable.",
-        "- FSDD's evaluation words (zero..nine, oh) are never written: FSDD stays evaluation-only.",
-        f"- `{MANIFEST}`: every sentence (source path, speaker, seconds, status, clips, text): the unaligned sentence "
-        "audio for distillation windows and stream negatives.",
+        *describe("speechocean762", status),
     ]
