@@ -39,10 +39,10 @@ def free_port() -> int:
 class Service:
     """`edge-meta device wyoming` in its own process; its JSON log lines are collected as they come."""
 
-    def __init__(self, *args) -> None:
+    def __init__(self, *args, host: str = "127.0.0.1") -> None:
         self.port = free_port()
         self.proc = subprocess.Popen([sys.executable, "-m", "edge_meta.cli", "device", "wyoming",
-                                      "--uri", f"tcp://127.0.0.1:{self.port}", *map(str, args)],
+                                      "--uri", f"tcp://{host}:{self.port}", *map(str, args)],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.logs: list[dict] = []
         self.listening = threading.Event()
@@ -246,7 +246,9 @@ async def raw_exchange(port: int, data: bytes) -> list[dict]:
     (b'{"type": "audio-chunk", "data": {"rate": 16000, "width": 2, "channels": 2}, "payload_length": 6}\n' + b"\0" * 6,
      "whole number"),
     (b'{"type": "detect", "data": {"names": "nine"}}\n', "names"),
-], ids=["garbage", "huge-payload", "negative-length", "endless-line", "bad-width", "torn-frame", "bad-names"])
+    (b'{"type": "detect", "data_length": 4}\n"ab"', "event data"),
+], ids=["garbage", "huge-payload", "negative-length", "endless-line", "bad-width", "torn-frame", "bad-names",
+        "data-not-an-object"])
 def test_a_bad_client_gets_an_error_and_is_dropped_while_others_go_on(service, data, says):
     async def main():
         async with service.client() as good:
@@ -356,3 +358,37 @@ def test_a_word_removed_while_a_client_streams_stops_firing_at_once(enrolled, tm
     assert [d.name for d in detections(before)] == [word, word]
     assert detections(after) == []
     assert [m.name for m in models] == [str(KEYWORDS[0])]
+
+
+def test_zeroconf_announces_the_service_to_home_assistant_discovery(enrolled):
+    """--zeroconf registers _wyoming._tcp (what Home Assistant browses for) with the service's port; it is refused
+    on loopback, where nobody it announces to could connect."""
+    zeroconf = pytest.importorskip("zeroconf")
+    r = subprocess.run([sys.executable, "-m", "edge_meta.cli", "device", "wyoming", "--zeroconf", "--uri",
+                        f"tcp://127.0.0.1:{free_port()}", "--store", str(enrolled[0])],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "--lan" in r.stderr and "Traceback" not in r.stderr
+    service = Service("--store", enrolled[0], "--zeroconf", "--lan", host="0.0.0.0")
+    try:
+        ports = set()
+
+        class Listener(zeroconf.ServiceListener):
+            def add_service(self, zc, kind, name):
+                info = zc.get_service_info(kind, name, timeout=3000)
+                if info is not None:
+                    ports.add(info.port)
+
+            update_service = remove_service = lambda *args: None
+
+        zc = zeroconf.Zeroconf()
+        try:
+            zeroconf.ServiceBrowser(zc, "_wyoming._tcp.local.", Listener())
+            for _ in range(100):
+                if service.port in ports:
+                    break
+                threading.Event().wait(0.1)
+        finally:
+            zc.close()
+        assert service.port in ports
+    finally:
+        assert service.stop() == 0

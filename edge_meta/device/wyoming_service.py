@@ -201,7 +201,8 @@ class WakeHandler(AsyncEventHandler):
     """One client: its word filter, its stream and detector."""
 
     def __init__(self, service: WakeService, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        super().__init__(CheckedReader(reader), writer)  # type: ignore[arg-type]
+        self.checked = CheckedReader(reader)
+        super().__init__(self.checked, writer)  # type: ignore[arg-type]
         self.service = service
         self.names: set[str] | None = None
         self.stream: Stream | None = None
@@ -212,17 +213,17 @@ class WakeHandler(AsyncEventHandler):
         why, then the client is dropped; a client gone mid-event is dropped; neither reaches the other clients."""
         log.info("wyoming_client", extra={"fields": {"peer": self.peer}})
         try:
-            while (event := await async_read_event(self.reader)) is not None:  # type: ignore[arg-type]
+            while (event := await async_read_event(self.checked)) is not None:  # type: ignore[arg-type]
                 if not await self.handle_event(event):
                     return
-            if self.reader.problem or not self.reader.at_eof():  # type: ignore[attr-defined]
-                await self._refuse(self.reader.problem or "malformed event data: expected a JSON object")  # type: ignore[attr-defined]
+            if self.checked.problem or not self.checked.at_eof():  # None before the end: data it could not parse
+                await self._refuse(self.checked.problem or "malformed event data: expected a JSON object")
         except ClientError as exc:
             await self._refuse(str(exc))
         except (OSError, EOFError) as exc:  # reset, or closed inside an event's data or payload
             log.info("wyoming_client_gone", extra={"fields": {"peer": self.peer, "error": type(exc).__name__}})
-        except Exception as exc:  # noqa: BLE001 - e.g. data the package cannot merge; the service goes on
-            await self._refuse(f"malformed event ({type(exc).__name__}: {exc})")
+        except Exception as exc:  # noqa: BLE001 - e.g. data the package cannot merge, an unreadable store
+            await self._refuse(f"cannot serve this event ({type(exc).__name__}: {exc})")
         finally:
             await self.disconnect()
             self.writer.close()
@@ -353,7 +354,11 @@ async def _advertise(port: int) -> None:
         from wyoming.zeroconf import HomeAssistantZeroconf
     except ImportError:
         raise ConfigError("--zeroconf needs the zeroconf package", "pip install 'edge-meta[zeroconf]'") from None
-    await HomeAssistantZeroconf(port=port).register_server()
+    try:
+        await HomeAssistantZeroconf(port=port).register_server()
+    except OSError as exc:  # e.g. no route to the mDNS group: no network up yet
+        raise ConfigError(f"--zeroconf: cannot announce the service ({exc})",
+                          "check the network, or leave out --zeroconf and add the service by host and port") from None
 
 
 def serve(rt: Runtime, cfg: DeviceConfig) -> int:
