@@ -14,7 +14,7 @@ from typing import Protocol
 import numpy as np
 
 from edge_meta.bundle import REBUILD_HINT, Bundle
-from edge_meta.errors import BundleError
+from edge_meta.errors import BundleError, ConfigError
 
 
 class EncoderBackend(Protocol):
@@ -71,12 +71,16 @@ class OnnxBackend:
 
 
 BACKENDS = ("onnx", "tflite")
+MAX_THREADS = 64  # more encoder threads than any board has cores (2**63 reached onnxruntime as it was)
 
 
 def open_backend(bundle: Bundle, backend: str = "onnx", precision: str = "int8", threads: int = 1) -> EncoderBackend:
     """The bundle's encoder in onnxruntime or a TFLite interpreter (imported only when asked for)."""
     if backend not in BACKENDS:
         raise BundleError(f"unknown backend {backend!r}", f"choose one of {list(BACKENDS)}")
+    if not 1 <= threads <= MAX_THREADS:
+        raise ConfigError(f"{threads} encoder threads is out of range (1-{MAX_THREADS})",
+                          "1 keeps a Pi responsive; at most its number of cores")
     parts = bundle.encoder_files(backend, precision)
     outputs = bundle.manifest["encoder"].get("outputs", ["word"])
     if backend == "tflite":

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from edge_meta.device.backends import MAX_THREADS
 from edge_meta.device.detector import DetectorConfig
 from edge_meta.config_file import read_toml
 from edge_meta.errors import ConfigError
@@ -94,6 +95,8 @@ def load_config(path: str | Path) -> DeviceConfig:
             attr, types = keys[key]
             if not isinstance(value, types) or (isinstance(value, bool) and types is not bool):
                 raise _fail(path, f"{section}.{key}", f"expected {_type_name(types)}, got {value!r}", "fix the value")
+            if isinstance(value, str) and "\0" in value:
+                raise _fail(path, f"{section}.{key}", "holds a NUL character", "fix the value")
             setattr(cfg, attr, value)
     cfg.detector = _detector(path, doc.get("detector", {}))
     cfg.commands = _commands(path, doc.get("commands", []))
@@ -102,8 +105,9 @@ def load_config(path: str | Path) -> DeviceConfig:
     if not 0.01 <= cfg.block_s <= 1.0:
         raise _fail(path, "input.block_s", f"must be between 0.01 and 1 s, got {cfg.block_s!r}",
                     "0.2 wakes the daemon 5 times a second; 0.1 answers up to 0.1 s sooner for more CPU")
-    if cfg.threads < 1:
-        raise _fail(path, "runtime.threads", "must be at least 1", "1 keeps a Pi responsive")
+    if not 1 <= cfg.threads <= MAX_THREADS:
+        raise _fail(path, "runtime.threads", f"must be between 1 and {MAX_THREADS}, got {cfg.threads}",
+                    "1 keeps a Pi responsive; at most its number of cores")
     return cfg
 
 
@@ -111,7 +115,23 @@ def _type_name(types: type | tuple[type, ...]) -> str:
     return " or ".join(t.__name__ for t in (types if isinstance(types, tuple) else (types,)))
 
 
-POSITIVE = ("hop_s", "smoothing", "max_wait", "template_ratio")  # keys that may not be 0 either
+# Every detector number's sane range, (low, high, what it is): beyond it a value passes as a number but misbehaves
+# (smoothing = 1e9 asks 19.6 GB; hop_s = 1e-9 is no hop, 100 one score every 100 s; hold_hops = 1000 stops scoring
+# for 100 s after a quiet hop; template_context_s = 1e9 sizes a ring buffer by it). inf turns ``OFF`` keys off.
+DETECTOR_RANGES: dict[str, tuple[float, float, str]] = {
+    "hop_s": (0.01, 0.5, "seconds between scored windows, e.g. 0.1"),
+    "smoothing": (1, 10, "hops averaged, e.g. 2"),
+    "max_wait": (1, 20, "hops a candidate may wait for its peak, e.g. 3"),
+    "refractory_s": (0.0, 10.0, "seconds without a second detection, e.g. 1.0"),
+    "gate_db": (0.0, 40.0, "dB above the noise floor, e.g. 6.0"),
+    "floor_dbfs": (-120.0, 0.0, "a level in dBFS, e.g. -60.0"),
+    "template_ratio": (0.1, 10.0, "e.g. 1.3, or inf to turn the template check off"),
+    "template_slope": (0.0, 100.0, "e.g. 5.0"),
+    "template_context_s": (0.0, 2.0, "seconds of audio before the window, e.g. 0.3"),
+    "hold_below": (0.0, 2.0, "a score margin, e.g. 0.15, or inf to score every hop"),
+    "hold_hops": (0, 10, "hops, e.g. 2; 0 scores every hop"),
+}
+OFF = ("template_ratio", "hold_below")
 
 
 def _detector(path: Path, table: Any) -> DetectorConfig:
@@ -125,13 +145,9 @@ def _detector(path: Path, table: Any) -> DetectorConfig:
         want = int if allowed[key] in (int, "int") else float
         if isinstance(value, bool) or not isinstance(value, (int, float)) or (want is int and not isinstance(value, int)):
             raise _fail(path, f"detector.{key}", f"expected a number, got {value!r}", "fix the value")
-        if math.isnan(value) or (math.isinf(value) and key not in ("template_ratio", "hold_below")):
-            raise _fail(path, f"detector.{key}", f"must be a finite number, got {value!r}", "fix the value")
-        if key == "floor_dbfs":
-            if value > 0:
-                raise _fail(path, "detector.floor_dbfs", f"is a level in dBFS, at most 0, got {value!r}", "e.g. -60.0")
-        elif value < 0 or (key in POSITIVE and value == 0):
-            raise _fail(path, f"detector.{key}", f"must be positive, got {value!r}", "fix the value")
+        low, high, what = DETECTOR_RANGES[key]
+        if math.isnan(value) or not (low <= value <= high or (key in OFF and value == math.inf)):
+            raise _fail(path, f"detector.{key}", f"must be between {low} and {high}, got {value!r}", what)
         values[key] = want(value)
     return DetectorConfig(**values)
 
@@ -151,8 +167,8 @@ def _commands(path: Path, items: Any) -> list[CommandRule]:
         for key, value, example in (("word", word, 'word = "lights on"'), ("command", command, 'command = "lights_on"')):
             if value is not None and (not isinstance(value, str) or not value.strip()):
                 raise _fail(path, f"{where}.{key}", f"expected the enrolled {key}", f"e.g. {example}")
-        if not isinstance(run, list) or not run or not all(isinstance(a, str) and a for a in run):
-            raise _fail(path, f"{where}.run", "expected a non-empty list of arguments (no shell)",
+        if not isinstance(run, list) or not run or not all(isinstance(a, str) and a and "\0" not in a for a in run):
+            raise _fail(path, f"{where}.run", "expected a non-empty list of arguments (no shell, no NUL characters)",
                         'e.g. run = ["/usr/bin/mosquitto_pub", "-t", "home/lights", "-m", "on"]')
         if speaker is not None and not isinstance(speaker, str):
             raise _fail(path, f"{where}.speaker", "expected a user name", 'e.g. speaker = "alice"')

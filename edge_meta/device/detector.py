@@ -27,6 +27,7 @@ import numpy as np
 from edge_meta.device.backends import EncoderBackend
 from edge_meta.device.scorer import UNSCORED, Scorer, Vocabulary
 from edge_meta.device.verifier import TemplateVerifier
+from edge_meta.errors import ConfigError
 from edge_meta.frontend import FrontendSpec, LogMel
 
 
@@ -217,7 +218,9 @@ class StreamingDetector:
         spec = logmel.spec
         self.hop = int(round(self.cfg.hop_s * spec.sample_rate))
         if self.hop <= 0 or self.hop % spec.hop_length:
-            raise ValueError(f"hop of {self.hop} samples is not a whole number of {spec.hop_length}-sample frames")
+            raise ConfigError(f"detector.hop_s = {self.cfg.hop_s} s is not a whole number of this bundle's "
+                              f"{spec.hop_length / spec.sample_rate * 1000:g} ms frames",
+                              f"use a multiple of {spec.hop_length / spec.sample_rate:g} s, e.g. 0.1")
         self.n_frames, self.window = spec.n_frames, spec.window_samples
         self.pending = np.zeros(0, dtype=np.float32)  # samples from the next frame's start on
         self.tail = np.zeros(0, dtype=np.float32)  # the newest hop of samples, for the energy gate
