@@ -1,6 +1,6 @@
 """FSDD few-shot table (DESIGN.md protocol rows 1-2 + cost): edge-meta fp32 vs int8 and MFCC+DTW.
 
-    OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/fsdd_fewshot.py [--bundle DIR] [--episodes 1000] [--write]
+    OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/fsdd_fewshot.py [--bundle DIR] [--episodes 1000] [--snr 10 5] [--write]
 
 Prints the table; with --write it also replaces the table in benchmarks/RESULTS.md (between the
 fsdd-fewshot markers) together with the machine, date and command.
@@ -26,9 +26,11 @@ def main() -> int:
     p.add_argument("--fsdd", default="../shared/data/fsdd")
     p.add_argument("--episodes", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--snr", type=float, nargs="*", default=[],
+                   help="also the noisy protocol: clips padded to 2 s, real evaluation-only noise at these SNRs (dB)")
     p.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
     args = p.parse_args()
-    result = run_bench(args.bundle, args.fsdd, episodes=args.episodes, seed=args.seed)
+    result = run_bench(args.bundle, args.fsdd, episodes=args.episodes, seed=args.seed, snrs=tuple(args.snr))
     if args.write:
         cmd = "OPENBLAS_NUM_THREADS=1 .venv/bin/python " + " ".join(["benchmarks/fsdd_fewshot.py", *sys.argv[1:]])
         body = (f"Measured {dt.date.today()} on {platform.machine()}, {os.cpu_count()} cores ({result.meta['machine']}), "

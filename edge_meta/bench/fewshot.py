@@ -6,6 +6,10 @@ FSDD is never seen in training, so its ten digits are new words to the encoder. 
 - household: support from speaker A, queries from a different speaker B.
 Classification is cosine to the normalised mean of the support embeddings (the device's
 prototype head). The MFCC+DTW template baseline runs on the very same episodes.
+
+Noisy protocol (``snrs``): every clip padded to 2 s at a seeded offset, real evaluation-only noise
+mixed in at each SNR over the speech's active frames (edge_meta.noise), on support and queries
+alike; a "2 s clean" row on the same padded clips separates the noise from the padding.
 """
 
 from __future__ import annotations
@@ -22,11 +26,12 @@ import numpy as np
 
 from edge_meta.audio import fix_length, read_audio
 from edge_meta.bundle import Bundle
-from edge_meta.corpora import read_fsdd
+from edge_meta.corpora import read_corpus, read_fsdd
 from edge_meta.device.backends import EncoderBackend, open_backend
 from edge_meta.episodes import EpisodeSampler
 from edge_meta.frontend import LogMel
 from edge_meta.metrics import Estimate, episode_accuracy, fewshot_accuracy
+from edge_meta.noise import load_noise_part, noisy_clips
 from edge_meta.resources import default_bundle_path
 
 PROTOCOLS = (("own", 1), ("own", 5), ("household", 1), ("household", 5))
@@ -46,6 +51,16 @@ class FsddSet:
         clips = [read_audio(i.path, announce=False) for i in corpus.items]
         return cls(clips, np.array([words.index(i.word) for i in corpus.items]),
                    np.array([names.index(i.speaker) for i in corpus.items]))
+
+
+NOISE_CORPORA = ("speech_commands_test", "arabic_speech_commands")
+
+
+def eval_noise(data_root: str | Path) -> list[np.ndarray]:
+    """The evaluation share of the real noise recordings of the corpora beside FSDD."""
+    root = Path(data_root)
+    paths = sorted(p for name in NOISE_CORPORA if (root / name).is_dir() for p in read_corpus(root / name).noise)
+    return load_noise_part(paths, "eval")
 
 
 def embed_clips(backend: EncoderBackend, logmel: LogMel, clips: list[np.ndarray], batch: int = 64,
@@ -133,7 +148,9 @@ def dtw_scorer(data: FsddSet, spec, cache_dir: Path | None):
 
 def run_bench(bundle: str | Path | None, fsdd: str | Path, episodes: int = 1000, seed: int = 0,
               baseline: bool = True, out: str | Path | None = None, cache_dir: str | Path | None = "cache",
-              precisions: tuple[str, ...] = ("fp32", "int8"), verbose: bool = True) -> BenchResult:
+              precisions: tuple[str, ...] = ("fp32", "int8"), verbose: bool = True,
+              snrs: tuple[float, ...] = ()) -> BenchResult:
+    """The table for a bundle; with ``snrs``, also each system on 2 s padded clips, clean and at each SNR."""
     b = Bundle.open(bundle or default_bundle_path())
     try:
         data = FsddSet.load(fsdd)
@@ -141,6 +158,9 @@ def run_bench(bundle: str | Path | None, fsdd: str | Path, episodes: int = 1000,
         result = BenchResult(meta={"bundle": b.bundle_id, "episodes": str(episodes), "seed": str(seed),
                                    "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.processor() or platform.system()}"})
         systems: dict[str, object] = {}
+        pool = eval_noise(Path(fsdd).parent) if snrs else []
+        conditions = {f"2 s {snr:g} dB" if snr is not None else "2 s clean": noisy_clips(data.clips, pool, snr, seed)
+                      for snr in ((None, *snrs) if snrs else ())}
         probe = logmel.batch(np.stack([fix_length(c, logmel.spec.window_samples) for c in data.clips[:30]]))
         for entry in b.manifest["encoder"]["files"]:
             backend_name, precision = entry["backend"], entry["precision"]
@@ -149,6 +169,8 @@ def run_bench(bundle: str | Path | None, fsdd: str | Path, episodes: int = 1000,
             backend = open_backend(b, backend_name, precision, threads=1)
             label = f"{backend_name.upper() if backend_name == 'onnx' else 'TFLite'} {precision}"
             systems[f"edge-meta {label}"] = embed_clips(backend, logmel, data.clips)
+            for condition, clips in conditions.items():
+                systems[f"edge-meta {label}, {condition}"] = embed_clips(backend, logmel, clips)
             result.cost[f"encoder ms/window, {label}, 1 thread"] = encoder_latency_ms(backend, probe)
         if baseline:
             systems["MFCC + DTW templates"] = dtw_scorer(data, logmel.spec, Path(cache_dir) if cache_dir else None)

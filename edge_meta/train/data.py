@@ -15,6 +15,7 @@ import numpy as np
 from edge_meta.audio import fix_length, read_audio
 from edge_meta.corpora import ENGLISH_EVAL_WORDS, Corpus, Item, is_validation_speaker, read_corpus
 from edge_meta.errors import DataError
+from edge_meta.noise import load_noise_part
 
 
 @dataclass
@@ -100,6 +101,7 @@ def build_bank(specs: list[CorpusSpec], window: int, cache_dir: Path | None, pro
 
 
 def load_noise(specs: list[CorpusSpec], max_files: int = 1000) -> list[np.ndarray]:
-    """Background recordings (``_silence_``, ``_background_noise_``) of the real corpora, for augmentation."""
+    """Background recordings (``_silence_``, ``_background_noise_``) of the real corpora, for augmentation:
+    only their training share (edge_meta.noise), so the noisy benchmark mixes in audio training never heard."""
     paths = [p for s in specs if not s.synthetic for p in s.read().noise][:max_files]
-    return [x for x in (read_audio(p, announce=False) for p in paths) if len(x) > 0]
+    return load_noise_part(paths, "train")
