@@ -19,7 +19,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::edge_meta.device.runtime.Speake
 
 from edge_meta.audio import read_audio
 from edge_meta.device import Runtime
-from edge_meta.device.profile_file import export_profile, import_profile
+from edge_meta.device.profile_file import export_profile, read_profile
 from edge_meta.device.store import ProfileStore, to_pcm16
 from edge_meta.errors import StoreError
 
@@ -195,6 +195,8 @@ def _corrupt(doc: dict, how: str) -> dict:
     take = doc["words"][0]["takes"][0]
     if how == "version":
         doc["version"] = 7
+    elif how == "lists":
+        doc["words"] = {"seven": doc["words"]}
     elif how == "base64":
         take["embedding"] = "%%% not base64"
     elif how == "nan":
@@ -210,49 +212,47 @@ def _corrupt(doc: dict, how: str) -> dict:
     return doc
 
 
-@pytest.mark.parametrize("how, needle", [("version", "newer than this edge-meta"), ("base64", "not valid base64"),
-                                         ("nan", "NaN"), ("rate", "sample_rate"), ("label", "label"),
-                                         ("extra", "expected exactly"), ("command", r"commands\[0\]\.examples")])
-def test_a_bad_profile_file_is_refused_and_nothing_imported(tmp_path, fsdd_dir, how, needle):
-    with Runtime.open(store=tmp_path / "a.db") as rt:
-        rt.enroll_word("seven", takes(fsdd_dir, 7, "lucas", range(2)), user="lucas")
-        export_profile(rt.store, tmp_path / "p.json")
+@pytest.fixture(scope="module")
+def lucas_file(tmp_path_factory, fsdd_dir):
+    """An export of lucas's "seven" and "two" (words[0] is "seven")."""
+    folder = tmp_path_factory.mktemp("lucas")
+    with Runtime.open(store=folder / "a.db") as rt:
+        rt.enroll_word("seven", takes(fsdd_dir, 7, "lucas", range(3)), user="lucas")
+        rt.enroll_word("two", takes(fsdd_dir, 2, "lucas", range(3)), user="lucas")
+        export_profile(rt.store, folder / "p.json")
+    return json.loads((folder / "p.json").read_text())
+
+
+@pytest.mark.parametrize("how, needle", [("version", "newer than this edge-meta"), ("lists", "expected lists")])
+def test_a_file_that_is_not_a_profile_is_refused_and_nothing_imported(tmp_path, lucas_file, how, needle):
     bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps(_corrupt(json.loads((tmp_path / "p.json").read_text()), how)))
-    store = ProfileStore(tmp_path / "b.db")
-    with pytest.raises(StoreError, match=needle):
-        import_profile(store, bad)
-    assert store.words() == [] and store.users() == [] and store.command_profiles() == {}
+    bad.write_text(json.dumps(_corrupt(lucas_file, how)))
+    with Runtime.open(store=tmp_path / "b.db") as rt:
+        with pytest.raises(StoreError, match=needle):
+            rt.import_profile(bad)
+        assert rt.store.words() == [] and rt.store.users() == [] and rt.store.command_profiles() == {}
+
+
+@pytest.mark.parametrize("how, needle", [("base64", "not valid base64"), ("nan", "NaN"), ("rate", "sample_rate"),
+                                         ("label", "U+001B"), ("extra", "expected exactly"),
+                                         ("command", r"commands[0].examples")])
+def test_one_bad_entry_is_left_out_with_its_reason_and_the_rest_imported(tmp_path, lucas_file, how, needle):
+    """Import was all-or-nothing: one bad word blocked restoring everyone."""
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(_corrupt(lucas_file, how)))
+    with Runtime.open(store=tmp_path / "b.db") as rt:
+        profile = rt.plan_import(bad)
+        assert len(profile.rejected) == 1 and needle in profile.rejected[0], profile.rejected
+        rt.import_profile(profile)
+        words = [w.label for w in rt.store.words()]
+    assert words == (["seven", "two"] if how == "command" else ["two"])
 
 
 def test_not_a_profile_file(tmp_path):
-    store = ProfileStore(tmp_path / "b.db")
     f = tmp_path / "x.json"
     f.write_text("[1, 2, 3]")
     with pytest.raises(StoreError, match="invalid profile file"):
-        import_profile(store, f)
+        read_profile(f)
     f.write_bytes(os.urandom(64))
     with pytest.raises(StoreError, match="not a profile file"):
-        import_profile(store, f)
-
-
-def test_forget_user_says_so_when_another_reader_keeps_the_bytes_in_the_file(tmp_path, fsdd_dir):
-    """A reader's open transaction pins the old pages: forget-user must not claim the store was compacted then; run
-    again once the reader is done, it erases what was left."""
-    path = tmp_path / "p.db"
-    alice = [read_audio(p, announce=False) for p in takes(fsdd_dir, 5, "theo", range(3))]
-    with Runtime.open(store=path) as rt:
-        rt.enroll_word("five", alice, user="alice")
-    probes = [to_pcm16(x)[4000:4064] for x in alice]
-    reader = sqlite3.connect(path, isolation_level=None)
-    reader.execute("BEGIN")
-    reader.execute("SELECT count(*) FROM takes").fetchone()
-    forget = [sys.executable, "-m", "edge_meta.cli", "device", "forget-user", "alice", "--yes", "--store", str(path)]
-    done = subprocess.run(forget, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2 and "Traceback" not in done.stderr
-    assert "still in the file" in done.stderr and "compacted" not in done.stdout
-    assert any(p in store_bytes(path) for p in probes)  # what it said is true
-    reader.execute("COMMIT")
-    subprocess.run(forget, capture_output=True, text=True, timeout=120)
-    assert not any(p in store_bytes(path) for p in probes)
-    reader.close()
+        read_profile(f)

@@ -230,21 +230,36 @@ def _export(args: argparse.Namespace) -> int:
 
 def _import(args: argparse.Namespace) -> int:
     with _open(args) as rt:
-        n = rt.import_profile(args.file)
+        profile = rt.plan_import(args.file)
+        for reason in profile.rejected:
+            print(f"not imported: {reason}", file=sys.stderr)
+        replaced = profile.replaces(rt.store)
+        if replaced:
+            print(f"{args.file} replaces what is enrolled here:\n" + "\n".join(f"  {r}" for r in replaced))
+            if not _confirm("Replace them?", f"importing {args.file} replaces {len(replaced)} enrolled entries", args.yes):
+                print("nothing imported")
+                return 0
+        n = rt.import_profile(profile, replace=True)
     print(f"imported {n['words']} words, {n['voices']} voices, {n['command profiles']} command phrasings of "
-          f"{n['users']} users from {args.file}")
-    return 0
+          f"{n['users']} users from {args.file}" + (f"; {len(profile.rejected)} entries left out (above)"
+                                                    if profile.rejected else ""))
+    return 1 if profile.rejected else 0
+
+
+def _confirm(question: str, what: str, yes: bool) -> bool:
+    """True with --yes, or when the person at the terminal says yes; without a terminal, refused with the fix."""
+    if yes:
+        return True
+    if not sys.stdin.isatty():
+        raise ConfigError(what, "add --yes to confirm")
+    return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
 
 
 def _forget(args: argparse.Namespace) -> int:
-    if not args.yes:
-        if not sys.stdin.isatty():
-            raise ConfigError(f"forgetting {args.name} deletes all of their words, voice and recordings",
-                              "add --yes to confirm")
-        answer = input(f"Delete all of {args.name}'s words, voice and recordings? [y/N] ")
-        if answer.strip().lower() not in ("y", "yes"):
-            print("nothing deleted")
-            return 0
+    if not _confirm(f"Delete all of {args.name}'s words, voice and recordings?",
+                    f"forgetting {args.name} deletes all of their words, voice and recordings", args.yes):
+        print("nothing deleted")
+        return 0
     with _open(args) as rt:
         n = rt.forget_user(args.name)
     print(f"forgot {args.name}: {n['words']} words and {n['voices']} voices deleted, store compacted")
@@ -367,9 +382,12 @@ def add_device_parser(sub: argparse._SubParsersAction) -> None:
     common(ex)
     ex.set_defaults(func=_export)
 
-    im = dsub.add_parser("import-profile", help="add profiles from a file written by export-profile (validated first)")
+    im = dsub.add_parser("import-profile", help="add profiles from a file written by export-profile: each entry is "
+                         "checked and embedded again, and what it replaces is listed and confirmed; exit 1 when "
+                         "entries were left out")
     im.add_argument("file")
     common(im)
+    im.add_argument("--yes", action="store_true", help="replace enrolled words, voices and phrasings without asking")
     im.set_defaults(func=_import)
 
     fu = dsub.add_parser("forget-user", help="delete all of a user's words, voice and recordings from the store")

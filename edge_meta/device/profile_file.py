@@ -14,10 +14,12 @@ Format "edge-meta-profile", version 1: a UTF-8 JSON object
             "audio": BASE64(int16 little-endian mono PCM) or null, "sample_rate": 16000}
 
 ``commands`` (a user's example command phrasings) is optional, so files from before it still import.
-Import checks every field (types, lengths, finite numbers, one embedding size per entry, decodable
-base64, 16 kHz audio) before it writes anything, then adds everything in one transaction, replacing
-words and voices with the same (label, user) / user. Takes embedded by another bundle are re-embedded
-from their audio by the runtime (or need re-enrollment when the audio was not kept).
+A file is never trusted. Its structure (format, version, the lists) must be right or nothing is read; then each
+word, voice and command entry is checked on its own (types, names as enrollment takes them, take counts,
+decodable base64, 16 kHz audio), and an entry may only touch the users the file declares in ``users``: a bad
+entry is left out with its reason and the others still import. The file's thresholds are ignored and its
+embeddings are recomputed from the audio by the runtime (`Runtime.plan_import`), which also shows what would be
+replaced before anything is written.
 """
 
 from __future__ import annotations
@@ -26,21 +28,21 @@ import base64
 import binascii
 import datetime as dt
 import json
-import math
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from edge_meta.audio import SAMPLE_RATE
+from edge_meta.device.limits import MAX_TAKES, check_false_accept, check_name
 from edge_meta.device.store import ProfileStore, from_pcm16
 from edge_meta.errors import StoreError
 
 FORMAT = "edge-meta-profile"
 VERSION = 1
 MAX_BYTES = 512 << 20
-MAX_NAME = 64
 
 
 def _b64(data: bytes) -> str:
@@ -100,16 +102,12 @@ def _need(cond: bool, where: str, what: str) -> None:
         raise _Invalid(f"{where}: {what}")
 
 
-def _name(value: Any, where: str, allow_empty: bool = False) -> str:
-    _need(isinstance(value, str) and (allow_empty or value.strip() != "") and len(value) <= MAX_NAME
-          and value.isprintable(), where, f"expected a printable name of at most {MAX_NAME} characters")
-    return value
-
-
-def _number(value: Any, where: str, low: float, high: float) -> float:
-    _need(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-          and low <= value <= high, where, f"expected a number in [{low}, {high}]")
-    return float(value)
+def _name(value: Any, where: str, what: str, allow_empty: bool = False) -> str:
+    """The name as enrollment would take it (`limits.check_name`: NFC, no control characters or odd spaces)."""
+    try:
+        return check_name(value, what, allow_empty)
+    except StoreError as exc:
+        raise _Invalid(f"{where}: {exc.message}") from None
 
 
 def _decode(value: Any, where: str) -> bytes:
@@ -121,7 +119,7 @@ def _decode(value: Any, where: str) -> bytes:
 
 
 def _parse_takes(value: Any, where: str) -> tuple[np.ndarray, list[str], list[np.ndarray] | None]:
-    _need(isinstance(value, list) and 1 <= len(value) <= 50, where, "expected a list of 1-50 takes")
+    _need(isinstance(value, list) and 1 <= len(value) <= MAX_TAKES, where, f"expected a list of 1-{MAX_TAKES} takes")
     embeddings, bundles, audio = [], [], []
     for i, take in enumerate(value):
         w = f"{where}[{i}]"
@@ -147,8 +145,30 @@ def _parse_takes(value: Any, where: str) -> tuple[np.ndarray, list[str], list[np
     return np.stack(embeddings), bundles, kept
 
 
-def read_profile(path: str | Path) -> dict:
-    """The validated document (embeddings and audio decoded); StoreError naming the first bad field."""
+@dataclass
+class Profile:
+    """A profile file as read: the entries that passed their checks, and each one left out with its reason."""
+
+    path: Path
+    users: list[str]
+    words: list[dict] = field(default_factory=list)  # label, user, speaker, false_accept, embeddings, bundle_ids, audio
+    voices: list[dict] = field(default_factory=list)  # user, embeddings, bundle_ids, audio (and threshold, once planned)
+    commands: dict[str, str] = field(default_factory=dict)  # user -> CommandProfile JSON
+    rejected: list[str] = field(default_factory=list)
+
+    def replaces(self, store: ProfileStore) -> list[str]:
+        """What importing would overwrite in ``store``, one line each, to show before asking."""
+        words = set(store.db.execute("SELECT label, user FROM words").fetchall())
+        voices = {r[0] for r in store.db.execute("SELECT user FROM voices")}
+        out = [f"word {w['label']!r}" + (f" of {w['user']}" if w["user"] else " (anyone's)") for w in self.words
+               if (w["label"], w["user"]) in words]
+        out += [f"{v['user']}'s voice" for v in self.voices if v["user"] in voices]
+        return out + [f"{u or 'the shared'}'s command phrasings" for u in self.commands if u in store.command_profiles()]
+
+
+def read_profile(path: str | Path) -> Profile:
+    """The file's structure checked (StoreError if it is not a profile file) and every entry parsed on its own:
+    embeddings and audio decoded, names normalised, each bad entry in `Profile.rejected` with its reason."""
     path = Path(path)
     if not path.is_file():
         raise StoreError(f"{path}: no such profile file", "give a file written by `edge-meta device export-profile`")
@@ -168,82 +188,89 @@ def read_profile(path: str | Path) -> dict:
                              "upgrade edge-meta: pip install -U 'edge-meta[device]'")
         _need(version == VERSION, "version", f"expected {VERSION}")
         _need(isinstance(doc.get("users"), list) and isinstance(doc.get("words"), list)
-              and isinstance(doc.get("voices"), list), "users/words/voices", "expected lists")
-        users = [_name(u, f"users[{i}]") for i, u in enumerate(doc["users"])]
-        words, voices = [], []
-        for i, w in enumerate(doc["words"]):
-            where = f"words[{i}]"
-            _need(isinstance(w, dict), where, "expected an object")
-            speaker = w.get("speaker")
-            if speaker is not None:
-                _name(speaker, f"{where}.speaker")
-            emb, bundles, audio = _parse_takes(w.get("takes"), f"{where}.takes")
-            words.append({"label": _name(w.get("label"), f"{where}.label"),
-                          "user": _name(w.get("user"), f"{where}.user", allow_empty=True), "speaker": speaker,
-                          "threshold": _number(w.get("threshold"), f"{where}.threshold", -1e3, 1e3),
-                          "false_accept": _number(w.get("false_accept"), f"{where}.false_accept", 1e-6, 0.5),
-                          "embeddings": emb, "bundle_ids": bundles, "audio": audio})
-        for i, v in enumerate(doc["voices"]):
-            where = f"voices[{i}]"
-            _need(isinstance(v, dict), where, "expected an object")
-            emb, bundles, audio = _parse_takes(v.get("takes"), f"{where}.takes")
-            voices.append({"user": _name(v.get("user"), f"{where}.user"),
-                           "threshold": _number(v.get("threshold"), f"{where}.threshold", -1.0, 1.0),
-                           "embeddings": emb, "bundle_ids": bundles, "audio": audio})
-        commands = _parse_commands(doc.get("commands", []))
+              and isinstance(doc.get("voices"), list) and isinstance(doc.get("commands", []), list),
+              "users/words/voices/commands", "expected lists")
     except _Invalid as exc:
         raise StoreError(f"{path}: invalid profile file ({exc})",
                          "export it again with `edge-meta device export-profile`; nothing was imported") from None
-    return {"users": users, "words": words, "voices": voices, "commands": commands}
+    profile = Profile(path, [])
+    for i, u in enumerate(doc["users"]):
+        _entry(profile, f"users[{i}]", lambda: profile.users.append(_name(u, f"users[{i}]", "user name")))
+    profile.users = list(dict.fromkeys(profile.users))  # NFC spellings of one name are one user
+    for i, w in enumerate(doc["words"]):
+        _entry(profile, f"words[{i}]", lambda: profile.words.append(_parse_word(w, f"words[{i}]", profile.users)))
+    for i, v in enumerate(doc["voices"]):
+        _entry(profile, f"voices[{i}]", lambda: profile.voices.append(_parse_voice(v, f"voices[{i}]", profile.users)))
+    for i, c in enumerate(doc.get("commands", [])):
+        _entry(profile, f"commands[{i}]", lambda: profile.commands.update([_parse_command(c, f"commands[{i}]",
+                                                                                          profile.users)]))
+    return profile
 
 
-def _parse_commands(value: Any) -> dict[str, str]:
-    """user -> the JSON of their `CommandProfile`, each example parsed as the device will parse it."""
+def _entry(profile: Profile, where: str, parse) -> None:
+    """Run one entry's parser; a bad entry is recorded in ``profile.rejected`` and the others go on."""
+    try:
+        parse()
+    except _Invalid as exc:
+        profile.rejected.append(str(exc))
+
+
+def _declared(name: str, users: list[str], where: str) -> str:
+    _need(name == "" or name in users, where, f"{name!r} is not one of the users the file declares ({users})")
+    return name
+
+
+def _parse_word(w: Any, where: str, users: list[str]) -> dict:
+    _need(isinstance(w, dict), where, "expected an object")
+    label = _name(w.get("label"), f"{where}.label", "word")
+    where = f"{where} ({label!r})"
+    user = _declared(_name(w.get("user"), f"{where}.user", "user name", allow_empty=True), users, f"{where}.user")
+    speaker = w.get("speaker")
+    if speaker is not None:
+        speaker = _declared(_name(speaker, f"{where}.speaker", "user name"), users, f"{where}.speaker")
+    try:
+        false_accept = check_false_accept(w.get("false_accept"))
+    except StoreError as exc:
+        raise _Invalid(f"{where}.false_accept: {exc.message}") from None
+    emb, bundles, audio = _parse_takes(w.get("takes"), f"{where}.takes")
+    return {"label": label, "user": user, "speaker": speaker, "false_accept": false_accept, "embeddings": emb,
+            "bundle_ids": bundles, "audio": audio}
+
+
+def _parse_voice(v: Any, where: str, users: list[str]) -> dict:
+    _need(isinstance(v, dict), where, "expected an object")
+    user = _declared(_name(v.get("user"), f"{where}.user", "user name"), users, f"{where}.user")
+    emb, bundles, audio = _parse_takes(v.get("takes"), f"{where} ({user}).takes")
+    return {"user": user, "embeddings": emb, "bundle_ids": bundles, "audio": audio}
+
+
+def _parse_command(entry: Any, where: str, users: list[str]) -> tuple[str, str]:
+    """(user, the JSON of their `CommandProfile`), each example parsed as the device will parse it."""
     from edge_meta.device.commands import CommandProfile
 
-    _need(isinstance(value, list), "commands", "expected a list")
-    out = {}
-    for i, entry in enumerate(value):
-        where = f"commands[{i}]"
-        _need(isinstance(entry, dict) and isinstance(entry.get("examples"), list), where,
-              "expected an object with a list of examples")
-        text = json.dumps({"examples": entry["examples"]})
-        try:
-            CommandProfile.from_json(text)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise _Invalid(f"{where}.examples: {type(exc).__name__} {str(exc)[:100]}") from None
-        out[_name(entry.get("user"), f"{where}.user", allow_empty=True)] = text
-    return out
+    _need(isinstance(entry, dict) and isinstance(entry.get("examples"), list), where,
+          "expected an object with a list of examples")
+    user = _declared(_name(entry.get("user"), f"{where}.user", "user name", allow_empty=True), users, f"{where}.user")
+    text = json.dumps({"examples": entry["examples"]})
+    try:
+        CommandProfile.from_json(text)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise _Invalid(f"{where}.examples: {type(exc).__name__} {str(exc)[:100]}") from None
+    return user, text
 
 
-def import_profile(store: ProfileStore, path: str | Path) -> dict[str, int]:
-    """Add a validated profile file to the store, all of it or nothing."""
-    return write_profile(store, read_profile(path))
-
-
-def check_sizes(doc: dict, path: str | Path, bundle_id: str, word_dim: int, voice_dim: int) -> None:
-    """Takes embedded by ``bundle_id`` are used as they are, so they must have its embedding sizes; a file
-    that says otherwise was edited or made by a different model under the same id."""
-    for kind, dim in (("words", word_dim), ("voices", voice_dim)):
-        for i, entry in enumerate(doc[kind]):
-            size = entry["embeddings"].shape[1]
-            if size != dim and bundle_id in entry["bundle_ids"]:
-                raise StoreError(f"{path}: invalid profile file ({kind}[{i}]: embeddings of {size} values, but bundle "
-                                 f"{bundle_id} makes {dim})", "export it again with `edge-meta device export-profile`; "
-                                 "nothing was imported")
-
-
-def write_profile(store: ProfileStore, doc: dict) -> dict[str, int]:
-    """Add a document from `read_profile` to the store, all of it or nothing."""
+def write_profile(store: ProfileStore, profile: Profile, word_threshold: float) -> dict[str, int]:
+    """Add a planned profile (`Runtime.plan_import`: embeddings recomputed, voice thresholds calibrated) to the
+    store, all of it or nothing; the words get ``word_threshold`` until the caller recalibrates them."""
     with store.transaction():
-        for u in doc["users"]:
+        for u in profile.users:
             store.add_user(u)
-        for w in doc["words"]:
-            store.add_word(w["label"], w["user"], w["threshold"], w["embeddings"], w["bundle_ids"], w["audio"],
+        for w in profile.words:
+            store.add_word(w["label"], w["user"], word_threshold, w["embeddings"], w["bundle_ids"], w["audio"],
                            SAMPLE_RATE, speaker=w["speaker"], false_accept=w["false_accept"])
-        for v in doc["voices"]:
+        for v in profile.voices:
             store.add_voice(v["user"], v["threshold"], v["embeddings"], v["bundle_ids"], v["audio"], SAMPLE_RATE)
-        for user, text in doc["commands"].items():
+        for user, text in profile.commands.items():
             store.set_command_profile(user, text)
-    return {"users": len(doc["users"]), "words": len(doc["words"]), "voices": len(doc["voices"]),
-            "command profiles": len(doc["commands"])}
+    return {"users": len(profile.users), "words": len(profile.words), "voices": len(profile.voices),
+            "command profiles": len(profile.commands)}

@@ -33,12 +33,12 @@ from edge_meta.device.detector import Detection, DetectorConfig, StreamingDetect
 from edge_meta.device.heads import HEADS, PrototypeHead
 from edge_meta.device.limits import (MAX_VOICE_TAKE_S, MAX_WORD_TAKE_S, check_false_accept, check_name,
                                      check_take_count)
-from edge_meta.device.profile_file import check_sizes, read_profile, write_profile
+from edge_meta.device.profile_file import Profile, read_profile, write_profile
 from edge_meta.device.quality import check_voice_take, check_word_take
 from edge_meta.device.scorer import Scorer, Vocabulary
 from edge_meta.device.sources import AudioSource, WavSource
 from edge_meta.device.verifier import TemplateVerifier
-from edge_meta.device.store import ProfileStore, StoredWord
+from edge_meta.device.store import ProfileStore, StoredWord, from_pcm16, to_pcm16
 from edge_meta.errors import AudioError, BundleError, StoreError
 from edge_meta.frontend import LogMel
 from edge_meta.metrics import unit
@@ -214,7 +214,9 @@ class Runtime:
     def _takes(self, clips: Sequence[Clip], what: str, max_s: float) -> tuple[list[np.ndarray], list[str]]:
         check_take_count(len(clips), what)
         names = [str(c) if isinstance(c, (str, Path)) else f"take {i + 1}" for i, c in enumerate(clips)]
-        return [self.load_clip(c, n, max_s) for c, n in zip(clips, names)], names
+        # rounded to 16 bits as the store keeps them, so that re-embedding kept audio (a new bundle, an import)
+        # gives back exactly the embeddings enrollment stored
+        return [from_pcm16(to_pcm16(self.load_clip(c, n, max_s))) for c, n in zip(clips, names)], names
 
     # -- enrollment ----------------------------------------------------------------------------------
     def enroll_word(self, label: str, clips: Sequence[Clip], user: str = "", keep_audio: bool = True,
@@ -290,15 +292,60 @@ class Runtime:
             raise StoreError(f"no user {name!r} in {self.store.path}", "see the users with `edge-meta device list`")
         return counts
 
-    def import_profile(self, path: str | Path) -> dict[str, int]:
-        """Add a profile file (see `edge_meta.device.profile_file`); takes from another bundle are re-embedded.
-        One transaction: a file that fails after its rows are written (re-embedding, calibration) leaves nothing."""
-        doc = read_profile(path)
+    def plan_import(self, path: str | Path) -> Profile:
+        """Read a profile file (`edge_meta.device.profile_file`) and make it this device's own, writing nothing:
+        every take with audio is checked as enrollment checks it and embedded again, voice thresholds are calibrated
+        here (word thresholds when imported); a take without audio keeps its embedding only if this bundle made it
+        and it has this model's size and unit length. An entry that fails is moved to `rejected` with its reason;
+        `Profile.replaces` says what importing would overwrite."""
+        profile = read_profile(path)
         probe = self.backend.embed(self.logmel.batch(np.zeros((1, self.logmel.spec.window_samples), np.float32)))
-        check_sizes(doc, path, self.bundle.bundle_id, probe["word"].shape[1], probe[self.speaker_output].shape[1])
+        for kind, entries in (("words", profile.words), ("voices", profile.voices)):
+            dim = probe["word" if kind == "words" else self.speaker_output].shape[1]
+            kept = []
+            for entry in entries:
+                name = f"word {entry['label']!r}" if kind == "words" else f"{entry['user']}'s voice"
+                try:
+                    entry["embeddings"], entry["bundle_ids"] = self._imported_embeddings(entry, kind, dim)
+                except (AudioError, StoreError) as exc:
+                    profile.rejected.append(f"{kind}: {name}: {exc}")
+                    continue
+                if kind == "voices":
+                    entry["threshold"] = self._calibrate_voice(entry["user"], entry["embeddings"]).threshold
+                kept.append(entry)
+            entries[:] = kept
+        return profile
+
+    def _imported_embeddings(self, entry: dict, kind: str, dim: int) -> tuple[np.ndarray, list[str]]:
+        """An imported entry's embeddings, never the file's word for them (a file could carry any vectors)."""
+        if entry["audio"] is not None:
+            check = self.check_take if kind == "words" else check_voice_take
+            for i, x in enumerate(entry["audio"]):
+                check(x, f"take {i + 1}")
+            emb = self.embed(entry["audio"]) if kind == "words" else np.stack([self.embed_voice(x) for x in entry["audio"]])
+            return emb, [self.bundle.bundle_id] * len(emb)
+        if not self._is_current(entry["bundle_ids"]):
+            raise StoreError("embedded by another model and its audio was not kept", "enroll it again on this device")
+        emb = entry["embeddings"]
+        norms = np.linalg.norm(emb, axis=1)
+        if emb.shape[1] != dim or not np.all(np.abs(norms - 1.0) < 1e-3):
+            raise StoreError(f"its embeddings ({emb.shape[1]} values, lengths {norms.min():.3g}-{norms.max():.3g}) are "
+                             f"not this model's (unit length, {dim} values) and there is no audio to embed again",
+                             "export it again from the device that enrolled it")
+        return emb, entry["bundle_ids"]
+
+    def import_profile(self, profile: Profile | str | Path, replace: bool = False) -> dict[str, int]:
+        """Add a profile (a file, or `plan_import`'s result) in one transaction and recalibrate every word.
+        Entries that would overwrite a word, voice or command phrasings already here are refused unless
+        ``replace`` (the CLI lists them and asks first)."""
+        if not isinstance(profile, Profile):
+            profile = self.plan_import(profile)
+        replaced = profile.replaces(self.store)
+        if replaced and not replace:
+            raise StoreError(f"{profile.path}: importing would replace " + ", ".join(replaced),
+                             "check them, then confirm (edge-meta device import-profile --yes)")
         with self.store.transaction():
-            counts = write_profile(self.store, doc)
-            self._refresh()
+            counts = write_profile(self.store, profile, self.default_threshold)
             self._recalibrate_words()
         return counts
 

@@ -379,7 +379,8 @@ class ProfileStore:
 
 
 def to_pcm16(x: np.ndarray) -> bytes:
-    return np.clip(np.round(np.asarray(x) * 32767.0), -32768, 32767).astype("<i2").tobytes()
+    """The inverse of `from_pcm16` (same scale, 32768): audio read back and stored again is stored unchanged."""
+    return np.clip(np.round(np.asarray(x) * 32768.0), -32768, 32767).astype("<i2").tobytes()
 
 
 def from_pcm16(b: bytes) -> np.ndarray:
