@@ -134,3 +134,13 @@ def test_unknown_teacher_or_untaught_projection_is_a_clear_error(tmp_path, small
     cfg.speaker.weight = 0.0
     with pytest.raises(ConfigError, match="projections the encoder lacks"):
         Trainer(cfg, progress=False)
+
+
+def test_nothing_to_train_is_a_clear_error(tmp_path, small_corpus):
+    from edge_meta.errors import ConfigError
+
+    cfg = config(tmp_path, small_corpus)
+    cfg.episodes.weight = 0.0
+    cfg.speaker.weight = 0.0
+    with pytest.raises(ConfigError, match="nothing to train"):
+        Trainer(cfg, progress=False)

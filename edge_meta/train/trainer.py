@@ -36,6 +36,7 @@ from edge_meta.train.distributed import Distributed
 from edge_meta.train.encoders import build_encoder, count_parameters
 from edge_meta.train.frontend_torch import LogMelTorch
 from edge_meta.train.learners import Learner, build_learner
+from edge_meta.train.learners.base import EpisodeResult
 from edge_meta.train.speaker import SpeakerObjective
 from edge_meta.train.teachers import TEACHERS, build_teacher, teacher_targets
 
@@ -126,9 +127,12 @@ class EpisodeObjective(torch.nn.Module):
         super().__init__()
         self.learner, self.speaker, self.distill, self.cfg = learner, speaker, distill, config
 
-    def forward(self, word: tuple[torch.Tensor, ...], voice: tuple[torch.Tensor, ...] | None,
+    def forward(self, word: tuple[torch.Tensor, ...] | None, voice: tuple[torch.Tensor, ...] | None,
                 taught: tuple[torch.Tensor, dict[str, torch.Tensor]] | None):
-        result = self.learner.episode_loss(*word, self.cfg.episodes.n_way)
+        if word is None:  # distillation (and speaker episodes) only: no word episode to pay for
+            result = EpisodeResult(torch.zeros((), device=next(self.parameters()).device), float("nan"))
+        else:
+            result = self.learner.episode_loss(*word, self.cfg.episodes.n_way)
         loss = self.cfg.episodes.weight * result.loss
         if self.speaker is not None and voice is not None:
             loss = loss + self.cfg.speaker.weight * self.speaker.episode_loss(
@@ -164,6 +168,9 @@ class Trainer:
         if missing:
             raise ConfigError(f"[distill] teaches projections the encoder lacks: {missing}",
                               f"add them to [encoder] projections (it has {sorted(encoder.projections)})")
+        if config.episodes.weight <= 0 and not teachers and config.speaker.weight <= 0:
+            raise ConfigError("[episodes] weight = 0 leaves nothing to train",
+                              "give [distill] a teacher, [speaker] a weight, or [episodes] a weight > 0")
         self.distill = DistillObjective(encoder.embed_dim, {p: TEACHERS[t].dim for p, t in teachers.items()},
                                         config.distill.relational).to(self.device) if teachers else None
         parts = [self.learner] + [m for m in (self.speaker, self.distill) if m is not None]
@@ -265,7 +272,7 @@ class Trainer:
     def train_step(self) -> tuple[float, float]:
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr_at(self.step)
-        word = self._episode_tensors(self._next_episode())
+        word = self._episode_tensors(self._next_episode()) if self.cfg.episodes.weight > 0 else None
         voice = self._episode_tensors(self._next_voice_episode()) if self.speaker else None
         taught = self._distill_batch() if self.distill else None
         loss, word_loss, accuracy = self.objective(word, voice, taught)
