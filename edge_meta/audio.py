@@ -15,7 +15,7 @@ from typing import Iterator
 import numpy as np
 import soundfile as sf
 
-from edge_meta.errors import AudioError
+from edge_meta.errors import AudioError, permission_denied
 
 SAMPLE_RATE = 16_000
 MIN_RATE, MAX_RATE = 4_000, 384_000  # beyond these a header is damaged, and resampling it could exhaust memory
@@ -44,6 +44,10 @@ def open_audio(path: str | Path) -> sf.SoundFile:
         raise AudioError(f"{path}: is a directory, not an audio file", "give a WAV or FLAC file")
     if path.stat().st_size == 0:
         raise AudioError(f"{path}: the file is empty", "record it again")
+    try:
+        path.open("rb").close()  # libsndfile reports a file it may not read as an unknown format
+    except PermissionError as exc:
+        raise permission_denied(exc, AudioError) from None
     try:
         return sf.SoundFile(str(path))
     except READ_ERRORS as exc:

@@ -13,7 +13,7 @@ import warnings
 from pathlib import Path
 
 from edge_meta import __version__
-from edge_meta.errors import ConfigError, EdgeMetaError
+from edge_meta.errors import ConfigError, EdgeMetaError, permission_denied
 
 EXAMPLES = """\
 examples:
@@ -196,6 +196,25 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     print(f"warning: {message}", file=sys.stderr)
 
 
+EXTRA_FOR = {"train": "train", "pair": "train", "synth": "train", "bench": "train", "export": "export",
+             "demo": "device", "device": "device"}  # the pyproject extra each command's imports come from
+
+
+def missing_extra(command: str, module: str) -> ConfigError:
+    """A command run on an install without its extra, e.g. `edge-meta train` where only [device] was installed."""
+    extra = EXTRA_FOR.get(command, "all")
+    return ConfigError(f"`edge-meta {command}` needs the Python package {module!r}, which this install lacks",
+                       f"install edge-meta with its [{extra}] extra: `pip install '.[{extra}]'` in a clone, or "
+                       f"`pip install 'edge_meta-VERSION-py3-none-any.whl[{extra}]'` (a device needs only [device])")
+
+
+def _report(exc: EdgeMetaError) -> int:
+    print(f"error: {exc.message}", file=sys.stderr)
+    if exc.hint:
+        print(f"  fix: {exc.hint}", file=sys.stderr)
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # small matmuls: 16 ms threaded vs 0.03 ms here
     warnings.showwarning = _show_warning
@@ -206,11 +225,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
+    except PermissionError as exc:  # a file or folder this user may not use, wherever it is opened
+        return _report(permission_denied(exc))
+    except ModuleNotFoundError as exc:
+        if not exc.name or exc.name.split(".")[0] == "edge_meta":
+            raise
+        return _report(missing_extra(args.command, exc.name))
     except EdgeMetaError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
-        if exc.hint:
-            print(f"  fix: {exc.hint}", file=sys.stderr)
-        return 2
+        return _report(exc)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import pwd
+
 
 class EdgeMetaError(Exception):
     """A problem the user can fix; printed as one line (plus a hint), never as a traceback."""
@@ -33,3 +36,12 @@ class ConfigError(EdgeMetaError):
 
 class DataError(EdgeMetaError):
     """A corpus that is missing or does not hold what was asked of it."""
+
+
+def permission_denied(exc: PermissionError, cls: type[EdgeMetaError] = EdgeMetaError) -> EdgeMetaError:
+    """The error for a file or folder this user may not use: its permissions are the problem, never its contents."""
+    user = pwd.getpwuid(os.geteuid()).pw_name
+    path = exc.filename or "a file"
+    return cls(f"{path}: permission denied for user {user}",
+               f"`ls -l {path}` shows its owner and mode: give {user} access to it (and to its folders), "
+               "use another path, or run as a user who has access")

@@ -152,7 +152,7 @@ import sys
 class BlockTorch:
     def find_spec(self, name, path=None, target=None):
         if name == "torch" or name.startswith("torch."):
-            raise ImportError("torch is not installed on this device")
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)  # as where it is not installed
 sys.meta_path.insert(0, BlockTorch())
 """
 

@@ -39,7 +39,12 @@ def _open(args: argparse.Namespace, bundle: str | None = None, store: str | None
     store = args.store or store
     path = Path(store) if store else default_store()
     if not store:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except PermissionError as exc:
+            raise StoreError(f"cannot make the profile store's folder {path.parent}: permission denied at "
+                             f"{exc.filename}", "point EDGE_META_STORE (or --store) at a file in a folder this user "
+                             "may write, e.g. EDGE_META_STORE=/var/lib/edge-meta/profiles.db") from None
     return Runtime.open(args.bundle or bundle, store=path, backend=args.backend or "onnx",
                         precision=args.precision or "int8", threads=args.threads or 1)
 

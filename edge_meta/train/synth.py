@@ -81,6 +81,9 @@ def voice_pool(engines: list[str], accent_share: float = 0.2, seed: int = 0) -> 
 
 def read_vocabulary(path: str | Path) -> list[str]:
     """Words and short phrases, one per line (# comments); evaluation words are refused."""
+    if not Path(path).is_file():
+        raise ConfigError(f"{path}: no such vocabulary file",
+                          "give a text file with one word or phrase per line (example: export/recipes/vocab_en.txt)")
     words = []
     for line in Path(path).read_text().splitlines():
         w = line.split("#")[0].strip().lower()
