@@ -27,6 +27,8 @@ AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 # The evaluation vocabulary (FSDD) in English: never a training word in an English corpus.
 ENGLISH_EVAL_WORDS = frozenset(DIGIT_WORDS) | {"oh"}
+# Words that sound like them: kept out of English training words as firmly as the words themselves.
+EVAL_SOUNDALIKES = frozenset({"won", "to", "too", "for", "fore", "ate", "owe", "nein", "sicks", "tu", "ti"})
 
 
 @dataclass(frozen=True)

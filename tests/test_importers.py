@@ -12,7 +12,7 @@ import soundfile as sf
 
 from edge_meta.audio import SAMPLE_RATE, read_audio
 from edge_meta.cli import main
-from edge_meta.corpora import ENGLISH_EVAL_WORDS, is_validation_speaker, read_corpus
+from edge_meta.corpora import ENGLISH_EVAL_WORDS, EVAL_SOUNDALIKES, is_validation_speaker, read_corpus
 
 pytest.importorskip("pocketsphinx")
 if not shutil.which("espeak-ng"):
@@ -63,7 +63,7 @@ def assert_cut_where_said(items, truth, words) -> None:
 
 
 # speaker, utterance, words; the last train sentence holds a word no dictionary knows
-TRAIN = [("s01", "0001", "YELLOW GARDEN WINDOW"), ("s01", "0002", "KITCHEN SEVEN LIGHTS"),
+TRAIN = [("s01", "0001", "YELLOW GARDEN WINDOW"), ("s01", "0002", "KITCHEN LIGHTS FOR SEVEN"),
          ("s02", "0003", "BIRDBATH MORNING"), ("s02", "0004", "QWXZPT PLANET")]
 TEST = [("s03", "0005", "MORNING GARDEN")]
 
@@ -97,7 +97,7 @@ def test_speechocean762_cuts_each_word_where_it_was_said(speechocean, tmp_path):
     train, test = read_corpus(tmp_path / "so_train"), read_corpus(tmp_path / "so_test")
     assert set(train.words) == {"yellow", "garden", "window", "kitchen", "lights", "birdbath", "morning"}
     assert set(test.words) == {"morning", "garden"}
-    assert not (set(train.words) | set(test.words)) & ENGLISH_EVAL_WORDS
+    assert not (set(train.words) | set(test.words)) & (ENGLISH_EVAL_WORDS | EVAL_SOUNDALIKES)
     assert set(train.speakers) == {"s01", "s02"} and set(test.speakers) == {"s03"}
     assert_cut_where_said(train.items + test.items, truth, {u: t.split() for _, u, t in TRAIN + TEST})
 

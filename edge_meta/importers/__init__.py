@@ -4,7 +4,8 @@ Every importer writes ``<word>/<speaker>_nohash_<n>.flac`` (16 kHz mono, 16-bit 
 SOURCE.md that says where the audio came from, its license, what was dropped and which speakers
 `is_validation_speaker` holds out. A corpus's own test split goes to a separate ``<out>_test``
 corpus, so a training recipe only sees it if it names it. English imports never keep FSDD's
-evaluation words (`ENGLISH_EVAL_WORDS`). Reruns skip what is already there.
+evaluation words nor words that sound like them (`ENGLISH_EVAL_WORDS`, `EVAL_SOUNDALIKES`). Reruns
+skip what is already there.
 
 - `speechocean`: speechocean762 (Kaldi folders), sentences cut into words by forced alignment.
 - `librispeech`: LibriSpeech-style ``<speaker>/<chapter>/*.trans.txt`` folders, aligned the same way.

@@ -88,8 +88,8 @@ def _is_filler(word: str) -> bool:
     return word.startswith(("<", "[", "+"))
 
 
-def cut_words(audio: np.ndarray, spans: list[WordSpan], margin: float = MARGIN_S) -> list[tuple[str, np.ndarray]]:
-    """(word, clip) for each aligned word, widened by ``margin`` only where the neighbour is silence."""
+def cut_words(audio: np.ndarray, spans: list[WordSpan], margin: float = MARGIN_S) -> list[np.ndarray]:
+    """Each aligned word's clip, in order, widened by ``margin`` only where the neighbour is silence."""
     clips = []
     for k, span in enumerate(spans):
         if _is_filler(span.word):
@@ -98,5 +98,5 @@ def cut_words(audio: np.ndarray, spans: list[WordSpan], margin: float = MARGIN_S
         after = k + 1 < len(spans) and not _is_filler(spans[k + 1].word)
         start = span.start if before else max(0.0, span.start - margin)
         end = span.end if after else span.end + margin
-        clips.append((span.word, audio[int(start * SAMPLE_RATE):int(end * SAMPLE_RATE)]))
+        clips.append(audio[int(start * SAMPLE_RATE):int(end * SAMPLE_RATE)])
     return clips

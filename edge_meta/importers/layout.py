@@ -13,7 +13,7 @@ import numpy as np
 import soundfile as sf
 
 from edge_meta.audio import SAMPLE_RATE, read_audio
-from edge_meta.corpora import ENGLISH_EVAL_WORDS, is_validation_speaker, read_speech_commands
+from edge_meta.corpora import ENGLISH_EVAL_WORDS, EVAL_SOUNDALIKES, is_validation_speaker, read_speech_commands
 from edge_meta.errors import AudioError, DataError
 
 _UNSAFE = re.compile(r"[^\w'\-]+")
@@ -30,8 +30,9 @@ def speaker_id(speaker: str) -> str:
 
 
 def is_eval_word(word: str, language: str = "en") -> bool:
-    """FSDD's words in an English corpus: never imported, FSDD stays evaluation-only."""
-    return language == "en" and folder_word(word) in ENGLISH_EVAL_WORDS
+    """FSDD's words (and words that sound like them) in an English corpus: never imported, FSDD stays
+    evaluation-only."""
+    return language == "en" and folder_word(word) in ENGLISH_EVAL_WORDS | EVAL_SOUNDALIKES
 
 
 def require_source(path: Path, what: str, hint: str) -> Path:

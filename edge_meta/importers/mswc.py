@@ -72,7 +72,7 @@ def import_mswc(src: Path, lang: str, out: Path, jobs: int = 1, progress: bool =
             "- " + role.format(Path(out).name),
             f"- Speaker ids are the first {SPEAKER_CHARS} hex digits of MSWC's SPEAKER column.",
             f"- Left out: {left_out.get('invalid rows', 0)} rows MSWC marks invalid, "
-            f"{left_out.get('eval-word rows', 0)} rows of FSDD's evaluation words, "
+            f"{left_out.get('eval-word rows', 0)} rows of FSDD's evaluation words or their soundalikes, "
             f"{written.get('unreadable', 0)} unreadable clips (both parts).",
         ])
     return report

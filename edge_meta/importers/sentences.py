@@ -42,8 +42,9 @@ def _start_worker(lexicon: dict[str, str]) -> None:
 
 
 def _cut(job: tuple[Utterance, Path, str]) -> dict[str, str]:
+    """One sentence: read, align, write its word clips; its manifest row."""
     utt, out, language = job
-    row = {"utterance": utt.uid, "speaker": utt.speaker, "path": str(utt.path), "seconds": "0",
+    row = {"utterance": utt.uid, "speaker": utt.speaker, "path": str(utt.path.resolve()), "seconds": "0",
            "clips": "0", "text": " ".join(utt.words)}
     try:
         audio = read_audio(utt.path, announce=False)
@@ -56,7 +57,7 @@ def _cut(job: tuple[Utterance, Path, str]) -> dict[str, str]:
     if spans is None:
         return row | {"status": "no-alignment"}
     written = 0
-    for k, (word, (_, clip)) in enumerate(zip(utt.words, cut_words(audio, spans))):
+    for k, (word, clip) in enumerate(zip(utt.words, cut_words(audio, spans))):
         if not is_eval_word(word, language):
             write_flac(clip_path(out, word, utt.speaker, f"{utt.uid}-{k}"), clip)
             written += 1
@@ -106,7 +107,8 @@ def describe(command: str, status: Counter) -> list[str]:
         "silence either side, never audio of a neighbouring word.",
         f"- Sentences: {status.get('cut', 0)} cut, {status.get('unknown-word', 0)} skipped for a word with no "
         f"pronunciation, {status.get('no-alignment', 0)} not aligned, {status.get('unreadable', 0)} unreadable.",
-        "- FSDD's evaluation words (zero..nine, oh) are never written: FSDD stays evaluation-only.",
+        "- FSDD's evaluation words (zero..nine, oh) and their soundalikes (to, too, for, won, ate, owe, ...) are never "
+        "written: FSDD stays evaluation-only.",
         f"- `{MANIFEST}`: every sentence (source path, speaker, seconds, status, clips, text): the unaligned sentence "
         "audio for distillation windows and stream negatives.",
     ]
