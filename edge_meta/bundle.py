@@ -16,6 +16,7 @@ import math
 import shutil
 import tarfile
 import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ MANIFEST = "manifest.json"
 MAX_MANIFEST_BYTES = 1 << 20
 MAX_BUNDLE_BYTES = 256 << 20  # what an archive may unpack to: a compressed one must not fill the disk
 MAX_BUNDLE_FILES = 1000
+HEADERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}  # .npy
 REBUILD_HINT = "re-export it with `edge-meta export`, or reinstall the bundle you downloaded"
 
 
@@ -97,6 +99,16 @@ class Bundle:
             raise BundleError(f"{self.root}: the bundle has no file {name!r}", REBUILD_HINT)
         return self.root / name
 
+    def read(self, name: str) -> bytes:
+        """A listed file's bytes, checked against the manifest as they are read: what is loaded is what was verified,
+        even if the file changed on disk since the bundle was opened."""
+        data = self.path_of(name).read_bytes()
+        entry = self.manifest["files"][name]
+        if len(data) != entry["bytes"] or hashlib.sha256(data).hexdigest() != entry["sha256"]:
+            raise BundleError(f"{self.root}: {name} changed since the bundle was opened (its sha256 no longer matches "
+                              "the manifest)", REBUILD_HINT)
+        return data
+
     def encoder_files(self, backend: str, precision: str = "int8") -> list[tuple[Path, list[str]]]:
         """The graph files of one encoder format and the outputs each computes: one file for all outputs, or
         one per output when export split a pair graph (so the device can run the speaker trunk only when needed)."""
@@ -114,12 +126,27 @@ class Bundle:
         return parts
 
     def load_heads(self) -> dict[str, np.ndarray]:
+        """The head arrays; each array's header must agree with the bytes stored for it (a 4 MB file whose headers
+        asked for 4 GiB was allocated first), and all of them fit in a bundle's size."""
         path = self.path_of("heads.npz")
+        arrays, total = {}, 0
         try:
-            with np.load(path, allow_pickle=False) as npz:
-                return {k: npz[k] for k in npz.files}
-        except (ValueError, OSError) as exc:
+            with zipfile.ZipFile(io.BytesIO(self.read("heads.npz"))) as npz:
+                for info in npz.infolist():
+                    with npz.open(info) as f:
+                        version = np.lib.format.read_magic(f)
+                        if version not in HEADERS:
+                            raise ValueError(f"{info.filename}: .npy format {version} (expected {sorted(HEADERS)})")
+                        shape, fortran, dtype = HEADERS[version](f)
+                        nbytes = math.prod(shape) * dtype.itemsize
+                        total += nbytes
+                        if dtype.hasobject or nbytes != info.file_size - f.tell() or total > MAX_BUNDLE_BYTES:
+                            raise ValueError(f"{info.filename} claims {shape} {dtype}, not what it stores")
+                        data = np.frombuffer(f.read(nbytes), dtype=dtype)
+                    arrays[info.filename.removesuffix(".npy")] = data.reshape(shape, order="F" if fortran else "C")
+        except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
             raise BundleError(f"{path}: unreadable heads file ({exc})", REBUILD_HINT) from None
+        return arrays
 
     def close(self) -> None:
         if self._tmp is not None:
@@ -156,7 +183,15 @@ class Bundle:
             raise BundleError(f"{label}: {MANIFEST} is not valid JSON ({str(exc)[:200]})", REBUILD_HINT) from None
         _check_manifest(manifest, label)
         listed = manifest["files"]
-        present = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() and p.name != MANIFEST}
+        present = set()
+        for p in root.rglob("*"):  # rglob does not descend into a linked folder: refuse every link, listed or not
+            name = p.relative_to(root).as_posix()
+            if p.is_symlink():
+                raise BundleError(f"{label}: {name} is a link; bundles hold regular files only", REBUILD_HINT)
+            if p.is_file() and p.name != MANIFEST:
+                present.add(name)
+            elif not p.is_dir() and p.name != MANIFEST:
+                raise BundleError(f"{label}: {name} is not a regular file", REBUILD_HINT)
         missing = sorted(set(listed) - present)
         if missing:
             raise BundleError(f"{label}: file {missing[0]} is missing from the bundle", REBUILD_HINT)
@@ -165,8 +200,6 @@ class Bundle:
             raise BundleError(f"{label}: file {extra[0]} is not listed in {MANIFEST} (tampered?)", REBUILD_HINT)
         for name, entry in sorted(listed.items()):
             p = root / name
-            if p.is_symlink():
-                raise BundleError(f"{label}: {name} is a link; bundles hold regular files only", REBUILD_HINT)
             if p.stat().st_size != entry["bytes"] or sha256_file(p) != entry["sha256"]:
                 raise BundleError(f"{label}: {name} is damaged (its sha256 does not match the manifest)", REBUILD_HINT)
         if bundle_id_of(manifest) != manifest["bundle_id"]:
@@ -225,14 +258,16 @@ def _safe_extract(tar_path: Path, dest: Path) -> None:
     more than a bundle can hold (checked on the headers, before anything is written)."""
     try:
         with tarfile.open(tar_path, "r:*") as tar:
-            members = tar.getmembers()
-            unpacked = sum(m.size for m in members if m.isfile())
-            if unpacked > MAX_BUNDLE_BYTES or len(members) > MAX_BUNDLE_FILES:
-                raise BundleError(f"{tar_path}: would unpack to {unpacked:,} bytes in {len(members)} entries, more than a "
-                                  f"bundle holds ({MAX_BUNDLE_BYTES >> 20} MB, {MAX_BUNDLE_FILES} files)", REBUILD_HINT)
+            members, unpacked = [], 0
+            while (member := tar.next()) is not None:  # header by header: a million tiny entries stop at the cap
+                members.append(member)
+                unpacked += member.size if member.isfile() else 0
+                if unpacked > MAX_BUNDLE_BYTES or len(members) > MAX_BUNDLE_FILES:
+                    raise BundleError(f"{tar_path}: would unpack to more than a bundle holds ({MAX_BUNDLE_BYTES >> 20} "
+                                      f"MB, {MAX_BUNDLE_FILES} files)", REBUILD_HINT)
             for member in members:
                 parts = Path(member.name).parts
-                if member.name.startswith("/") or ".." in parts:
+                if member.name.startswith("/") or ".." in parts or "\0" in member.name:
                     raise BundleError(f"{tar_path}: refuses the unsafe path {member.name!r}", REBUILD_HINT)
                 if member.isdir():
                     continue

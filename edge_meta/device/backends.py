@@ -29,9 +29,9 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return (x / (np.linalg.norm(x, axis=-1, keepdims=True) + 1e-12)).astype(np.float32)
 
 
-def onnx_session(model_path: str | Path, threads: int = 1):
-    """An onnxruntime CPU session with ``threads`` intra-op threads (1 keeps a Pi responsive); a model
-    onnxruntime cannot load is a damaged bundle."""
+def onnx_session(model: str | Path | bytes, threads: int = 1, name: str | None = None):
+    """An onnxruntime CPU session with ``threads`` intra-op threads (1 keeps a Pi responsive) of a model file or its
+    bytes (``name`` for messages); a model onnxruntime cannot load is a damaged bundle."""
     try:
         import onnxruntime as ort
     except ImportError:
@@ -42,9 +42,10 @@ def onnx_session(model_path: str | Path, threads: int = 1):
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3
     try:
-        return ort.InferenceSession(str(model_path), opts, providers=["CPUExecutionProvider"])
+        source = model if isinstance(model, bytes) else str(model)
+        return ort.InferenceSession(source, opts, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own exception types for bad models
-        raise BundleError(f"{model_path}: onnxruntime cannot load it ({str(exc)[:200]})", REBUILD_HINT) from None
+        raise BundleError(f"{name or model}: onnxruntime cannot load it ({str(exc)[:200]})", REBUILD_HINT) from None
 
 
 class OnnxBackend:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -62,6 +62,13 @@ class CommandProfile:
         return cls([Phrase(tuple(e["words"]), Command.from_dict(e["command"])) for e in data["examples"]])
 
 
+def _plain(name: object) -> str:
+    """A file name of the model's own folder: no path (a vocab.json pointing elsewhere loaded unhashed files)."""
+    if not isinstance(name, str) or not name or name in (".", "..") or any(c in name for c in "/\\\0"):
+        raise ValueError(f"{name!r} is not a file name in the command model's folder")
+    return name
+
+
 def support_statistics(hidden: np.ndarray, targets: np.ndarray, vocab_size: int, pad: int) -> np.ndarray:
     """(V, 2H + 3) statistics of one user's examples, as in training (`CommandLM.statistics`): per word the mean
     state before it, the mean state overall, log(1 + count), seen, log(number of examples)."""
@@ -82,29 +89,37 @@ def support_statistics(hidden: np.ndarray, targets: np.ndarray, vocab_size: int,
 class CommandModel:
     """The bundle's command language model, its Meta Networks generator, vocabulary and grammar."""
 
-    def __init__(self, directory: str | Path, threads: int = 1) -> None:
+    def __init__(self, directory: str | Path, threads: int = 1, read: Callable[[str], bytes] | None = None) -> None:
+        """The model in ``directory``; ``read(name)`` gives the bytes of one of its files (default: read from
+        ``directory``). vocab.json names the other files: plain names in the same folder, nothing else."""
         directory = Path(directory)
+        read = read or (lambda name: (directory / name).read_bytes())
         try:
-            meta = json.loads((directory / "vocab.json").read_text())
-            grammar = json.loads((directory / meta["grammar"]).read_text())
-        except (OSError, ValueError, KeyError) as exc:
-            raise BundleError(f"{directory}: unreadable command model ({exc})", REBUILD_HINT) from None
-        if meta.get("format") != FORMAT:
-            raise BundleError(f"{directory}: command model format {meta.get('format')!r} is not {FORMAT!r}",
-                              "upgrade edge-meta on the device, or re-export the bundle")
-        self.vocab = Vocabulary.from_dict(meta["vocabulary"])
-        self.grammar = Grammar.from_dict(grammar)
-        self.hidden_size = int(meta["hidden"])
-        self.lm = onnx_session(directory / meta["graphs"]["lm"], threads)
-        self.generator = onnx_session(directory / meta["graphs"]["generator"], threads)
-        self.pad = self.vocab.id(PAD)
+            meta = json.loads(read("vocab.json"))
+            if meta.get("format") != FORMAT:
+                raise BundleError(f"{directory}: command model format {meta.get('format')!r} is not {FORMAT!r}",
+                                  "upgrade edge-meta on the device, or re-export the bundle")
+            grammar = json.loads(read(_plain(meta["grammar"])))
+            self.vocab = Vocabulary.from_dict(meta["vocabulary"])
+            self.grammar = Grammar.from_dict(grammar)
+            for intent in self.grammar.intents:  # parsed now, so a malformed template is refused here, not mid-use
+                for template in intent.templates:
+                    self.grammar.tokens(template)
+            self.hidden_size = int(meta["hidden"])
+            self.lm = onnx_session(read(_plain(meta["graphs"]["lm"])), threads, f"{directory}/lm")
+            self.generator = onnx_session(read(_plain(meta["graphs"]["generator"])), threads, f"{directory}/generator")
+            self.pad = self.vocab.id(PAD)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+            raise BundleError(f"{directory}: unreadable command model ({type(exc).__name__}: {str(exc)[:200]})",
+                              REBUILD_HINT) from None
 
     @classmethod
     def from_bundle(cls, bundle: Bundle, threads: int = 1) -> "CommandModel | None":
-        """The command model a bundle carries in ``commands/``, or None when it has none."""
+        """The command model a bundle carries in ``commands/``, or None when it has none; every file read through
+        `Bundle.read`, so it is listed in the manifest and is what was verified."""
         if f"{FOLDER}/vocab.json" not in bundle.manifest["files"]:
             return None
-        return cls(bundle.path_of(f"{FOLDER}/vocab.json").parent, threads)
+        return cls(bundle.root / FOLDER, threads, read=lambda name: bundle.read(f"{FOLDER}/{name}"))
 
     # -- language model --------------------------------------------------------------------------
     def _run(self, inputs: np.ndarray, adaptation: Adaptation | None) -> tuple[np.ndarray, np.ndarray]:
