@@ -256,3 +256,25 @@ def test_not_a_profile_file(tmp_path):
     f.write_bytes(os.urandom(64))
     with pytest.raises(StoreError, match="not a profile file"):
         read_profile(f)
+
+
+def test_forget_user_says_so_when_another_reader_keeps_the_bytes_in_the_file(tmp_path, fsdd_dir):
+    """A reader's open transaction pins the old pages: forget-user must not claim the store was compacted then; run
+    again once the reader is done, it erases what was left."""
+    path = tmp_path / "p.db"
+    alice = [read_audio(p, announce=False) for p in takes(fsdd_dir, 5, "theo", range(3))]
+    with Runtime.open(store=path) as rt:
+        rt.enroll_word("five", alice, user="alice")
+    probes = [to_pcm16(x)[4000:4064] for x in alice]
+    reader = sqlite3.connect(path, isolation_level=None)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM takes").fetchone()
+    forget = [sys.executable, "-m", "edge_meta.cli", "device", "forget-user", "alice", "--yes", "--store", str(path)]
+    done = subprocess.run(forget, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "still in the file" in done.stderr and "compacted" not in done.stdout
+    assert any(p in store_bytes(path) for p in probes)  # what it said is true
+    reader.execute("COMMIT")
+    subprocess.run(forget, capture_output=True, text=True, timeout=120)
+    assert not any(p in store_bytes(path) for p in probes)
+    reader.close()

@@ -24,7 +24,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from edge_meta.audio import SAMPLE_RATE, check_length, fix_length, read_audio
-from edge_meta.bundle import Bundle
+from edge_meta.bundle import REBUILD_HINT, Bundle
 from edge_meta.device.backends import EncoderBackend, open_backend
 from edge_meta.commands.decoding import ChannelModel, CommandDecoder
 from edge_meta.device.calibration import Calibration, calibrate, calibrate_all
@@ -97,6 +97,7 @@ class Runtime:
         # A voice threshold comes from the speaker background bank; only a bundle without one needs a fixed floor.
         self.speaker_floor = float(thresholds.get("speaker", 0.5 if not len(self.speaker_background) else -1.0))
         self._warned: set[str] = set()
+        self._check_heads()
         self._refresh()
         store.set_bundle_id(bundle.bundle_id)
 
@@ -126,6 +127,23 @@ class Runtime:
         self.close()
 
     # -- heads ---------------------------------------------------------------------------------------
+    def _check_heads(self) -> None:
+        """Fit and score the word head, and size the background banks, on the encoder's own output once: head arrays
+        that do not fit this encoder are refused at open, naming heads.npz, not with a traceback at first use."""
+        probe = self.backend.embed(self.logmel.batch(np.zeros((1, self.logmel.spec.window_samples), np.float32)))
+        try:
+            for name, bank, output in (("background.word", self.background, "word"),
+                                       ("background.speaker", self.speaker_background, self.speaker_output)):
+                if len(bank) and bank.shape[1:] != probe[output].shape[1:]:
+                    raise ValueError(f"{name} has shape {bank.shape}; the encoder makes {probe[output].shape[1:]}")
+            word = probe["word"]
+            scores = self.make_word_head().fit({"a": np.repeat(word, 2, 0), "b": -np.repeat(word, 2, 0)}).scores(word)
+            if np.shape(scores) != (1, 2):
+                raise ValueError(f"the {self.head_kind} head scores 2 words as {np.shape(scores)}")
+        except Exception as exc:  # noqa: BLE001 - whatever the arrays break, it is the bundle's fault
+            raise BundleError(f"{self.bundle.path_of('heads.npz')}: the {self.head_kind} head does not fit this "
+                              f"bundle's encoder ({type(exc).__name__}: {str(exc)[:200]})", REBUILD_HINT) from None
+
     def make_word_head(self):
         """A fresh instance of the bundle's word head (unfitted)."""
         return HEADS[self.head_kind].from_bundle(self._head_arrays, self._head_graphs)
