@@ -3,9 +3,15 @@
 Most audio a device hears is not an enrolled word, so each word gets its own threshold: the score
 that only ``false_accept`` of the bundle's background bank (embeddings of many other words, speakers
 and noise) reaches for that word, with the head fitted to the word *and* the words already enrolled
-(a head's scores may depend on all of them). The threshold is capped just below what the word's
-own takes score when each is left out of the fit, so a word whose takes vary is still detectable;
-the summary reports that cap so a person knows when a retake would help.
+(a head's scores may depend on all of them), and never below the bundle's floor: together the *safe*
+threshold. The threshold is capped just below what the word's own takes score when each is left out
+of the fit, so a word whose takes vary is still detectable; a cap below the safe threshold lets more
+background through than the target (``capped``, with the share measured in ``background_rate``), so
+enrollment refuses it unless forced, and says so when forced. A minority of takes that each score,
+against the others, below the background bank's score at the target are ``odd``: to the word they
+sound like background (another word, or mostly noise; on FSDD all 300 takes of 60 one-speaker words
+score above it). When most takes do, the takes simply disagree (several voices, say) and no one of
+them is to blame.
 
 Heads whose scores are probabilities over the enrolled words (memory, Meta Networks, SNAIL) cannot
 reject an unknown window by themselves (with one word enrolled every window scores 1): they are
@@ -28,11 +34,15 @@ class Calibration:
     consistency: float | None  # lowest leave-one-out score of a take (None with one take)
     held_out: float | None  # median leave-one-out score (None with one take)
     false_accept: float
+    safe_threshold: float  # the lowest threshold the target allows: max(bundle floor, background_score)
+    background_rate: float  # share of the background bank that scores at or above ``threshold``
+    take_scores: tuple[float, ...]  # each take's leave-one-out score
+    odd: tuple[int, ...]  # a minority of takes whose leave-one-out score is below ``background_score``
 
     @property
     def capped(self) -> bool:
         """True when the takes are too unlike each other for the false-accept target to hold."""
-        return self.threshold < self.background_score
+        return self.threshold < self.safe_threshold
 
 
 def calibrate(head, takes: dict[str, np.ndarray], key: str, background: np.ndarray, floor: float,
@@ -40,23 +50,22 @@ def calibrate(head, takes: dict[str, np.ndarray], key: str, background: np.ndarr
     """Threshold for ``takes[key]`` with ``head`` fitted on all of ``takes`` (``head`` is refitted here)."""
     column = list(takes).index(key)
     own = np.asarray(takes[key], dtype=np.float32)
-    head.fit(takes)
-    if len(background):
-        background_score = float(np.quantile(head.scores(background)[:, column], 1.0 - false_accept))
-    else:
-        background_score = floor
     loo = []
     if len(own) > 1:
         for i in range(len(own)):
             head.fit({**takes, key: np.delete(own, i, axis=0)})
             loo.append(float(head.scores(own[i : i + 1])[0, column]))
-        head.fit(takes)
-    threshold = max(floor, background_score)
-    if loo:
-        threshold = min(threshold, float(np.median(loo)) - LOO_MARGIN)
+    head.fit(takes)
+    scores = head.scores(background)[:, column] if len(background) else np.zeros(0)
+    background_score = float(np.quantile(scores, 1.0 - false_accept)) if len(scores) else floor
+    safe = max(floor, background_score)
+    odd = [i for i, score in enumerate(loo) if len(scores) and score < background_score]
+    threshold = min(safe, float(np.median(loo)) - LOO_MARGIN) if loo else safe
     return Calibration(threshold=float(threshold), background_score=background_score,
                        consistency=min(loo) if loo else None, held_out=float(np.median(loo)) if loo else None,
-                       false_accept=false_accept)
+                       false_accept=false_accept, safe_threshold=float(safe),
+                       background_rate=float(np.mean(scores >= threshold)) if len(scores) else 0.0,
+                       take_scores=tuple(loo), odd=tuple(odd) if 2 * len(odd) < len(loo) else ())
 
 
 def calibrate_all(head, takes: dict[str, np.ndarray], background: np.ndarray, floor: float,

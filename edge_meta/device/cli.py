@@ -83,9 +83,9 @@ def _enroll_word(args: argparse.Namespace) -> int:
             prompter = _prompter(rt, args)  # opens the microphone first: a missing one is reported before any prompt
             print(f"Enrolling '{args.word}'" + (f" for {args.user}" if args.user else "") +
                   f": {args.takes} takes. Speak as you will when using it, about an arm's length from the microphone.")
-            takes = prompter.word_takes(args.word, args.takes)
+            takes = prompter.word_takes(args.word, args.takes, args.user or "", args.false_accept)
         w = rt.enroll_word(args.word, takes, user=args.user or "", keep_audio=not args.no_keep_audio,
-                           false_accept=args.false_accept, bind_speaker=args.bind)
+                           false_accept=args.false_accept, bind_speaker=args.bind, force=args.force)
         kind = rt.head_kind if rt.open_set else f"{rt.head_kind} head, gated by the prototype cosine"
         voices = [v.user for v in rt.store.voices()]
     c = w.calibration
@@ -96,8 +96,12 @@ def _enroll_word(args: argparse.Namespace) -> int:
     if c.held_out is not None:
         print(f"  each take scored against the others: median {c.held_out:.3f}, lowest {c.consistency:.3f}")
     if c.capped:
-        print(f"  note: the takes vary more than the background allows, so expect more than {c.false_accept:.0%} "
-              "false accepts; re-enroll in a quieter place or with more takes")
+        print(f"  note: forced below the {c.false_accept:.1%} false-accept point ({c.safe_threshold:.3f}) because the "
+              f"takes disagree: {c.background_rate:.1%} of background speech scores above the threshold; "
+              "re-enroll with takes said the same way")
+    if c.odd:
+        print("  note: forced with takes unlike the others: " + ", ".join(str(args.takes_from[i]) if args.takes_from
+                                                                          else f"take {i + 1}" for i in c.odd))
     if args.no_keep_audio:
         print("  note: without its kept takes this word is not template-checked, so expect more false accepts")
     if w.speaker and w.speaker not in voices:
@@ -190,11 +194,13 @@ def _list(args: argparse.Namespace) -> int:
     with _open(args) as rt:
         words, voices, users = rt.store.words(), rt.store.voices(), rt.store.users()
         current = rt.bundle.bundle_id
+        cal = rt.calibrations()
     if args.json:
         print(json.dumps({
             "users": users,
             "words": [{"word": w.label, "user": w.user or None, "bound_to": w.speaker, "takes": len(w.embeddings),
                        "threshold": round(w.threshold, 4), "false_accept": w.false_accept,
+                       "background_rate": round(cal[w.key].background_rate, 4) if w.key in cal else None,
                        "current": all(b == current for b in w.bundle_ids)} for w in words],
             "voices": [{"user": v.user, "takes": len(v.embeddings), "threshold": round(v.threshold, 4)} for v in voices]}))
         return 0
@@ -203,10 +209,19 @@ def _list(args: argparse.Namespace) -> int:
     for w in words:
         stale = "" if all(b == current for b in w.bundle_ids) else "  (enrolled with another model: enroll it again)"
         print(f"word  {w.label}" + (f" (user {w.user})" if w.user else "") + (f" [only {w.speaker}'s voice]" if w.speaker else "")
-              + f": {len(w.embeddings)} takes, threshold {w.threshold:.3f} at {w.false_accept:.1%} false accepts{stale}")
+              + f": {len(w.embeddings)} takes, threshold {w.threshold:.3f} {_rate(w, cal.get(w.key))}{stale}")
     for v in voices:
         print(f"voice {v.user}: {len(v.embeddings)} takes, threshold {v.threshold:.3f}")
     return 0
+
+
+def _rate(word, c) -> str:
+    """The false accepts a stored threshold stands for: its target, or what the background bank measures when the
+    threshold was forced below the target's point."""
+    if c is not None and word.threshold < c.safe_threshold:
+        return (f"forced below its {word.false_accept:.1%} false-accept point ({c.safe_threshold:.3f}): "
+                f"{c.background_rate:.1%} of background speech scores above it")
+    return f"at {word.false_accept:.1%} false accepts"
 
 
 def _remove(args: argparse.Namespace) -> int:
@@ -309,6 +324,9 @@ def add_device_parser(sub: argparse._SubParsersAction) -> None:
     e.add_argument("word", help='the word or phrase, e.g. "lights on"')
     e.add_argument("--user", help="whose word this is (several users may enroll the same word)")
     e.add_argument("--bind", action="store_true", help="fire only when --user's enrolled voice says it")
+    e.add_argument("--force", action="store_true",
+                   help="enroll even a take unlike the others, or takes too unlike each other for the false-accept "
+                        "target (the threshold is then lowered: more false accepts)")
     capture(e, 5, "the takes")
     common(e)
     e.set_defaults(func=_enroll_word)

@@ -3,6 +3,9 @@
 "Say 'lights on' after the tone (2/5)": each take is cut from the audio source by the energy
 end-pointer, then checked (too quiet, clipped, too short or too long, and, from the second take on,
 unlike the takes so far by embedding) and either kept or asked for again with the reason and the fix.
+Once all are in, the takes are calibrated as enrollment will: a take that sounds like background to
+the others, or takes too unlike each other for the false-accept target, get the least alike take
+asked for again (enrollment would refuse them).
 The source is any `AudioSource`: the microphone, or a recording that holds the takes one after
 another (the same prompts then run without a person, which is how the tests drive them).
 """
@@ -47,35 +50,47 @@ class Prompter:
         self.out.write(text + "\n")
         self.out.flush()
 
-    def word_takes(self, label: str, n: int) -> list[np.ndarray]:
-        """``n`` good takes of ``label``; AudioError when the source ends or a take fails ``attempts`` times."""
+    def word_takes(self, label: str, n: int, user: str = "", false_accept: float = 0.01) -> list[np.ndarray]:
+        """``n`` good takes of ``label`` (for ``user``, at ``false_accept``); AudioError when the source ends or a
+        take fails ``attempts`` times."""
         takes: list[np.ndarray] = []
         embeddings: list[np.ndarray] = []
         for i in range(n):
-            for _ in range(self.attempts):
-                x = self._capture(f"Say '{label}' after the tone ({i + 1}/{n})", max_s=self.rt.logmel.spec.window_s + 1.5)
-                if x is None:
-                    continue
-                try:
-                    self.rt.check_take(x, f"take {i + 1}")
-                except AudioError as exc:
-                    self._retake(exc)
-                    continue
-                emb = self.rt.embed([x])[0]
-                if embeddings:
-                    unlike, score = self.rt.unlike(emb, np.stack(embeddings))
-                    if unlike:
-                        self._retake(AudioError(f"take {i + 1}: is unlike the other takes (similarity {score:.2f})",
-                                                f"say '{label}' the same way as before"))
-                        continue
-                takes.append(x)
-                embeddings.append(emb)
-                self.say(f"  ok: {len(x) / self.sample_rate:.2f} s, loudest {loudest_frame_dbfs(x):.0f} dBFS")
+            x, emb = self._word_take(label, i, n, embeddings)
+            takes.append(x)
+            embeddings.append(emb)
+        for _ in range(self.attempts):
+            c = self.rt.calibrate_takes(label, user, np.stack(embeddings), false_accept)
+            if not (c.odd or c.capped):
                 break
-            else:
-                raise AudioError(f"take {i + 1} of {label!r} failed {self.attempts} times",
-                                 "record in a quieter place, closer to the microphone, or enroll from files with --from")
+            i = min(c.odd or range(n), key=lambda k: c.take_scores[k])
+            self._retake(AudioError(f"take {i + 1}: is unlike the other takes (similarity {c.take_scores[i]:.2f})",
+                                    f"say '{label}' again, the same way as the others"))
+            takes[i], embeddings[i] = self._word_take(label, i, n, embeddings[:i] + embeddings[i + 1:])
         return takes
+
+    def _word_take(self, label: str, i: int, n: int, others: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Take ``i`` and its embedding, asked for until it passes the checks and is not unlike ``others``."""
+        for _ in range(self.attempts):
+            x = self._capture(f"Say '{label}' after the tone ({i + 1}/{n})", max_s=self.rt.logmel.spec.window_s + 1.5)
+            if x is None:
+                continue
+            try:
+                self.rt.check_take(x, f"take {i + 1}")
+            except AudioError as exc:
+                self._retake(exc)
+                continue
+            emb = self.rt.embed([x])[0]
+            if others:
+                unlike, score = self.rt.unlike(emb, np.stack(others))
+                if unlike:
+                    self._retake(AudioError(f"take {i + 1}: is unlike the other takes (similarity {score:.2f})",
+                                            f"say '{label}' the same way as before"))
+                    continue
+            self.say(f"  ok: {len(x) / self.sample_rate:.2f} s, loudest {loudest_frame_dbfs(x):.0f} dBFS")
+            return x, emb
+        raise AudioError(f"take {i + 1} of {label!r} failed {self.attempts} times",
+                         "record in a quieter place, closer to the microphone, or enroll from files with --from")
 
     def voice_takes(self, user: str, n: int) -> list[np.ndarray]:
         """``n`` good voice takes (a sentence each) from ``user``."""

@@ -34,9 +34,10 @@ from edge_meta.device.heads import HEADS, PrototypeHead
 from edge_meta.device.limits import (MAX_VOICE_TAKE_S, MAX_WORD_TAKE_S, check_false_accept, check_name,
                                      check_take_count)
 from edge_meta.device.profile_file import Profile, read_profile, write_profile
-from edge_meta.device.quality import check_voice_take, check_word_take
+from edge_meta.device.quality import check_distinct, check_voice_take, check_word_take
 from edge_meta.device.scorer import Scorer, Vocabulary
 from edge_meta.device.sources import AudioSource, WavSource
+from edge_meta.device.takes import word_window
 from edge_meta.device.verifier import TemplateVerifier
 from edge_meta.device.store import ProfileStore, StoredWord, from_pcm16, to_pcm16
 from edge_meta.errors import AudioError, BundleError, StoreError
@@ -70,6 +71,22 @@ class EnrolledVoice:
 
 def _key(label: str, user: str) -> str:
     return f"{label}\0{user}"
+
+
+def _refuse_disagreeing(label: str, c: Calibration, names: list[str]) -> None:
+    """AudioError naming the odd take, or saying the takes disagree, when ``c`` could not keep its target."""
+    if c.odd:
+        i = min(c.odd, key=lambda k: c.take_scores[k])
+        raise AudioError(f"{names[i]}: is unlike the other takes of {label!r} (similarity {c.take_scores[i]:.3f}; "
+                         f"below {c.background_score:.3f}, where the top {c.false_accept:.0%} of background speech scores): "
+                         "another word, or noise?",
+                         "record it again or leave it out; if it is the word, add --force to enroll it anyway")
+    if c.capped:
+        raise AudioError(f"the takes of {label!r} disagree (each scored against the others: median {c.held_out:.3f}): "
+                         f"a threshold low enough to detect them would let {c.background_rate:.1%} of background "
+                         f"speech through, not {c.false_accept:.1%} (that needs {c.safe_threshold:.3f})",
+                         "record the takes again, said the same way in a quiet place; takes from several people: "
+                         "enroll each person's with their own --user; or add --force for the lower threshold")
 
 
 class Runtime:
@@ -196,9 +213,9 @@ class Runtime:
         return x
 
     def embed(self, clips: Sequence[np.ndarray], output: str = "word") -> np.ndarray:
-        """Unit-length embeddings of clips, each fitted to the model window."""
+        """Unit-length embeddings of keyword takes, each from its spoken part's model window (`word_window`)."""
         n = self.logmel.spec.window_samples
-        windows = np.stack([fix_length(c, n) for c in clips])
+        windows = np.stack([word_window(c, n) for c in clips])
         return self.backend.embed(self.logmel.batch(windows), [output])[output]
 
     def embed_voice(self, clip: np.ndarray) -> np.ndarray:
@@ -237,10 +254,24 @@ class Runtime:
         return [from_pcm16(to_pcm16(self.load_clip(c, n, max_s))) for c, n in zip(clips, names)], names
 
     # -- enrollment ----------------------------------------------------------------------------------
+    def _calibrate_with(self, label: str, user: str, emb: np.ndarray,
+                        false_accept: float) -> tuple[list[StoredWord], dict[str, Calibration]]:
+        """The words enrolled now besides (label, user), and every word's calibration with ``emb`` as its takes."""
+        words = [w for w in self._current() if w.key != (label, user)]
+        all_takes = {**{_key(*w.key): w.embeddings for w in words}, _key(label, user): emb}
+        fa = {**{_key(*w.key): w.false_accept for w in words}, _key(label, user): false_accept}
+        return words, self._calibrate_words(all_takes, fa)
+
+    def calibrate_takes(self, label: str, user: str, emb: np.ndarray, false_accept: float = 0.01) -> Calibration:
+        """What enrolling takes embedded as ``emb`` would give (label, user) beside the words enrolled now: the
+        prompts ask for a retake when a take is odd or the takes are capped, before `enroll_word` refuses them."""
+        return self._calibrate_with(label, user, emb, false_accept)[1][_key(label, user)]
+
     def enroll_word(self, label: str, clips: Sequence[Clip], user: str = "", keep_audio: bool = True,
-                    false_accept: float = 0.01, bind_speaker: bool = False) -> EnrolledWord:
+                    false_accept: float = 0.01, bind_speaker: bool = False, force: bool = False) -> EnrolledWord:
         """Teach a word from a few takes. ``bind_speaker``: the word fires only when ``user``'s enrolled voice
-        is heard (enroll the voice with `enroll_voice`)."""
+        is heard (enroll the voice with `enroll_voice`). Copies of one recording are refused; a take unlike the
+        others, or takes too unlike each other for the false-accept target, are refused unless ``force``."""
         label = check_name(label, "word")
         user = check_name(user, "user name", allow_empty=True)
         if bind_speaker and not user:
@@ -249,11 +280,11 @@ class Runtime:
         takes, names = self._takes(clips, repr(label), MAX_WORD_TAKE_S)
         for x, n in zip(takes, names):
             self.check_take(x, n)
+        check_distinct(takes, names)
         emb = self.embed(takes)
-        words = [w for w in self._current() if w.key != (label, user)]
-        all_takes = {**{_key(*w.key): w.embeddings for w in words}, _key(label, user): emb}
-        fa = {**{_key(*w.key): w.false_accept for w in words}, _key(label, user): false_accept}
-        cal = self._calibrate_words(all_takes, fa)
+        words, cal = self._calibrate_with(label, user, emb, false_accept)
+        if not force:
+            _refuse_disagreeing(label, cal[_key(label, user)], names)
         with self.store.transaction():
             self.store.add_word(label, user, cal[_key(label, user)].threshold, emb, self.bundle.bundle_id,
                                 takes if keep_audio else None, SAMPLE_RATE, speaker=user if bind_speaker else None,
@@ -367,12 +398,17 @@ class Runtime:
             self._recalibrate_words()
         return counts
 
-    def _recalibrate_words(self) -> None:
+    def calibrations(self) -> dict[tuple[str, str], Calibration]:
+        """The calibration behind each current word's threshold, as the enrolled set gives it now."""
         words = self._current()
-        if words:
-            cal = self._calibrate_words({_key(*w.key): w.embeddings for w in words},
-                                        {_key(*w.key): w.false_accept for w in words})
-            self.store.set_thresholds({w.key: cal[_key(*w.key)].threshold for w in words})
+        cal = self._calibrate_words({_key(*w.key): w.embeddings for w in words},
+                                    {_key(*w.key): w.false_accept for w in words}) if words else {}
+        return {w.key: cal[_key(*w.key)] for w in words}
+
+    def _recalibrate_words(self) -> None:
+        cal = self.calibrations()
+        if cal:
+            self.store.set_thresholds({key: c.threshold for key, c in cal.items()})
 
     def _refresh(self) -> None:
         """Re-embed words and voices enrolled with another bundle from their kept audio (in one transaction)."""

@@ -1,0 +1,185 @@
+"""Enrollment that holds (issues 16 and 17): copies of one take, a wrong-word take, takes that disagree, takes
+from several voices, quiet takes and takes with sound around the word, each on real recordings."""
+
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge_meta.audio import SAMPLE_RATE, read_audio
+from edge_meta.device import Runtime
+from edge_meta.device.prompts import Prompter
+from edge_meta.device.sources import ArraySource
+from edge_meta.device.quality import SAME_RECORDING, loudest_frame_dbfs, waveform_correlation
+from edge_meta.device.verifier import SCALES, TemplateVerifier
+from edge_meta.errors import AudioError
+
+CLICK_S = 0.5  # silence between the word and a click after it
+# Five Speech Commands speakers saying "go": their takes disagree (cross-speaker), none of them is a wrong word.
+HOUSEHOLD_GO = ("adebe223", "94de6a6a", "5170b77f", "5e3dde6b", "d7467392")
+
+
+def fsdd(fsdd_dir: Path, digit: int, speaker: str, take: int) -> np.ndarray:
+    return read_audio(fsdd_dir / "recordings" / f"{digit}_{speaker}_{take}.wav", announce=False)
+
+
+def stream_frames(rt: Runtime, x: np.ndarray) -> np.ndarray:
+    """The log-mel frames the detector's template check sees around a word said alone in a stream."""
+    return rt.logmel.log_mel_frames(np.concatenate([np.zeros(4800, np.float32), x, np.zeros(1600, np.float32)]))
+
+
+def at_dbfs(x: np.ndarray, level: float) -> np.ndarray:
+    """``x`` scaled so its loudest 20 ms frame is at ``level`` dBFS."""
+    return (x * 10.0 ** ((level - loudest_frame_dbfs(x)) / 20.0)).astype(np.float32)
+
+
+def edge_meta(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "edge_meta.cli", "device", *map(str, args)], capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_copies_of_one_take_are_refused_by_name(fsdd_dir, tmp_path):
+    """`--from go_0.wav go_0.wav go_1.wav` made a word whose takes agreed perfectly: it reported a healthy median
+    and never fired. The same recording again, at another gain, shifted and with noise added, is refused too."""
+    rec = fsdd_dir / "recordings"
+    r = edge_meta("enroll-word", "two", "--from", rec / "2_theo_0.wav", rec / "2_theo_0.wav", rec / "2_theo_1.wav",
+                  "--store", tmp_path / "p.db")
+    assert r.returncode == 2, r.stdout
+    assert "2_theo_0.wav: is the same recording as" in r.stderr and "say it again for each take" in r.stderr
+    x = fsdd(fsdd_dir, 2, "theo", 0)
+    noise = np.random.default_rng(0).normal(scale=0.01 * np.abs(x).max(), size=len(x) + 37).astype(np.float32)
+    near_copy = 0.5 * np.concatenate([np.zeros(37, np.float32), x]) + noise
+    with Runtime.open() as rt, pytest.raises(AudioError, match="take 3: is the same recording as take 1"):
+        rt.enroll_word("two", [x, fsdd(fsdd_dir, 2, "theo", 1), near_copy])
+
+
+def test_the_template_scale_stays_away_from_zero(fsdd_dir):
+    """Takes that repeat one recording (enrolled before the copy check, or imported) gave the template check a
+    scale of 1e-6: no held-out take ever passed it, so the word never fired. Bounded below by the closest one
+    speaker's distinct takes come, most of the speaker's other takes pass (as with distinct takes)."""
+    with Runtime.open() as rt:
+        copies = TemplateVerifier(rt.logmel, [[fsdd(fsdd_dir, 4, "george", t) for t in (0, 0, 1)]], 1.3, 5.0)
+        held_out = [stream_frames(rt, fsdd(fsdd_dir, 4, "george", t)) for t in range(5, 25)]
+        assert copies.scales[0] >= SCALES[0]
+        assert np.mean([copies.accepts(0, h, 0.0) for h in held_out]) > 0.5
+
+
+def test_a_wrong_word_take_is_named_and_refused_unless_forced(fsdd_dir, tmp_path):
+    """One "seven" among four takes of "two" was enrolled silently; now it is named, and only --force enrolls it."""
+    rec = fsdd_dir / "recordings"
+    paths = [rec / f"2_theo_{t}.wav" for t in (0, 1, 2)] + [rec / "7_theo_3.wav", rec / "2_theo_4.wav"]
+    store = tmp_path / "p.db"
+    r = edge_meta("enroll-word", "two", "--from", *paths, "--store", store)
+    assert r.returncode == 2, r.stdout
+    assert "7_theo_3.wav: is unlike the other takes of 'two'" in r.stderr and "--force" in r.stderr
+    assert "nothing enrolled" in edge_meta("list", "--store", store).stdout
+    r = edge_meta("enroll-word", "two", "--from", *paths, "--store", store, "--force")
+    assert r.returncode == 0, r.stderr
+    assert "forced with takes unlike the others" in r.stdout and "7_theo_3.wav" in r.stdout
+    with Runtime.open() as rt:  # the four takes of "two" by one speaker pass untouched
+        assert rt.enroll_word("two", [fsdd(fsdd_dir, 2, "theo", t) for t in (0, 1, 2, 4)]).calibration.odd == ()
+
+
+def test_takes_that_disagree_never_lower_the_threshold_silently(gsc_dir, tmp_path):
+    """Five voices' takes of "go" disagree: the leave-one-out cap would put the threshold below the bundle's
+    background-calibrated point. Enrollment refuses that unless forced, and `list` then gives the share of
+    background speech the lowered threshold lets through, not the target it no longer meets."""
+    paths = [gsc_dir / "go" / f"{s}_nohash_0.flac" for s in HOUSEHOLD_GO]
+    store = tmp_path / "p.db"
+    r = edge_meta("enroll-word", "go", "--from", *paths, "--store", store)
+    assert r.returncode == 2, r.stdout
+    assert "the takes of 'go' disagree" in r.stderr and "--user" in r.stderr
+    assert edge_meta("enroll-word", "go", "--from", *paths, "--store", store, "--force").returncode == 0
+    with Runtime.open(store=store) as rt:
+        c = rt.calibrations()[("go", "")]
+    assert c.threshold < c.safe_threshold and c.background_rate > c.false_accept
+    listed = edge_meta("list", "--store", store).stdout
+    assert "at 1.0% false accepts" not in listed
+    assert f"forced below its 1.0% false-accept point ({c.safe_threshold:.3f})" in listed
+    assert f"{c.background_rate:.1%} of background speech scores above it" in listed
+
+
+def test_the_template_check_keeps_filtering_when_takes_come_from_several_voices(gsc_dir):
+    """With each word's takes from five speakers the scale grew with the voices' spread: the check passed 83% of
+    other words said by others here (and 92% of the word by further speakers), next to no filtering. Bounded by
+    what one speaker's takes give, it rejects at least a third of the other words (45% here; the word: 72%
+    pass at no encoder margin), and still passes the word more often than other words."""
+    words = ("go", "no", "yes", "left", "right", "up")
+    by_word = {w: sorted((gsc_dir / w).glob("*_nohash_0.flac")) for w in words}
+    rng = np.random.default_rng(1)
+    own, other = [], []
+    with Runtime.open() as rt:
+        for w in words:
+            files = [by_word[w][i] for i in rng.permutation(len(by_word[w]))[:15]]
+            v = TemplateVerifier(rt.logmel, [[read_audio(p, announce=False) for p in files[:5]]], 1.3, 5.0)
+            own += [v.accepts(0, stream_frames(rt, read_audio(p, announce=False)), 0.0) for p in files[5:]]
+            for o in words:
+                if o != w:
+                    other += [v.accepts(0, stream_frames(rt, read_audio(p, announce=False)), 0.0)
+                              for p in [by_word[o][i] for i in rng.permutation(len(by_word[o]))[:2]]]
+    assert np.mean(other) <= 2 / 3
+    assert np.mean(own) > np.mean(other)
+
+
+def test_a_quiet_take_makes_the_template_of_a_loud_one(fsdd_dir):
+    """The energy VAD keeps frames above -55 dBFS only: a take peaking at -45 dBFS kept its loudest 10 dB and its
+    template lost the consonants (a median quarter of its frames over FSDD). Normalised first, a take's template
+    does not depend on its level."""
+    with Runtime.open() as rt:
+        v = TemplateVerifier(rt.logmel, [], 1.3, 5.0)
+        for speaker in ("george", "jackson", "nicolas", "theo"):
+            for digit in (0, 3, 6):
+                x = fsdd(fsdd_dir, digit, speaker, 3)
+                loud, quiet = v.template(at_dbfs(x, -15.0)), v.template(at_dbfs(x, -45.0))
+                assert quiet.shape == loud.shape, (speaker, digit)
+                np.testing.assert_allclose(quiet, loud, atol=0.05 * np.abs(loud).max())
+
+
+def test_a_click_or_background_around_the_word_does_not_move_its_window(fsdd_dir, arabic_dir):
+    """A take's window was its loudest second: a click after the word, or background before it, pulled the word
+    off centre (embeddings down to cosine 0.65 with the clean take's). Chosen by its speech frames, the window
+    embeds like the clean take's (each at least as close as the worst clean take padded by silence is)."""
+    noise = read_audio(sorted((arabic_dir / "_background_noise_").glob("*"))[0], announce=False)
+    n = SAMPLE_RATE
+    rng = np.random.default_rng(0)
+    with Runtime.open() as rt:
+        cos_padded, cos_around = [], []
+        for speaker in ("george", "lucas", "theo", "yweweler"):
+            for digit in (1, 4, 8):
+                x = fsdd(fsdd_dir, digit, speaker, 7)
+                clean = rt.embed([x])[0]
+                click = np.zeros(160, np.float32)
+                click[::2], click[1::2] = 0.5 * np.abs(x).max(), -0.5 * np.abs(x).max()
+                padded = np.concatenate([np.zeros(6000, np.float32), x, np.zeros(12000, np.float32)])
+                clicked = np.concatenate([np.zeros(3000, np.float32), x, np.zeros(int(CLICK_S * n), np.float32),
+                                          click, np.zeros(8000, np.float32)])
+                start = int(rng.integers(0, len(noise) - len(x) - 2 * n))
+                bed = noise[start : start + len(x) + 2 * n] * (0.05 * np.sqrt(np.mean(x ** 2))
+                                                              / np.sqrt(np.mean(noise[start : start + 2 * n] ** 2)))
+                bed[n : n + len(x)] += x
+                cos_padded.append(float(rt.embed([padded])[0] @ clean))
+                cos_around += [float(e @ clean) for e in rt.embed([clicked, bed.astype(np.float32)])]
+    assert min(cos_around) >= min(cos_padded) - 0.1
+    assert np.median(cos_around) >= 0.9
+
+
+def test_the_prompts_ask_again_for_a_take_that_sounds_like_background_to_the_others(fsdd_dir):
+    """A "seven" said among the takes of "two" passed the prompts' take-by-take check (it is not unlike the takes
+    so far by the prompts' looser bar) and was enrolled. Calibrated as enrollment does once all are in, it is
+    named and asked for again, and the retake replaces it."""
+    room = np.random.default_rng(0)
+    said = [fsdd(fsdd_dir, 2, "theo", 0), fsdd(fsdd_dir, 2, "theo", 1), fsdd(fsdd_dir, 7, "theo", 3),
+            fsdd(fsdd_dir, 2, "theo", 2), fsdd(fsdd_dir, 2, "theo", 4)]
+    audio = np.concatenate([np.concatenate([1e-4 * room.standard_normal(9600), x, 1e-4 * room.standard_normal(12800)])
+                            for x in said]).astype(np.float32)
+    out = io.StringIO()
+    with Runtime.open() as rt:
+        takes = Prompter(rt, ArraySource(audio), out, meter=False).word_takes("two", 4)
+        assert rt.enroll_word("two", takes).calibration.odd == ()
+    retakes = [line for line in out.getvalue().splitlines() if line.startswith("  retake:")]
+    assert len(retakes) == 1 and "unlike the other takes" in retakes[0]
+    assert out.getvalue().count("Say 'two' after the tone (3/4)") == 2
+    assert max(waveform_correlation(t, said[2]) for t in takes) < SAME_RECORDING  # the "seven" is gone
