@@ -201,9 +201,14 @@ class _Lines:
 def test_the_socket_directory_must_be_private_and_a_live_socket_is_not_stolen(tmp_path):
     shared = tmp_path / "shared"
     shared.mkdir()
-    os.chmod(shared, 0o755)
-    with pytest.raises(ConfigError, match="not private"):
+    os.chmod(shared, 0o1777)  # like /tmp: the advice must never be to close it (issue 16: it said chmod 700 /tmp)
+    with pytest.raises(ConfigError, match="not private") as refused:
         EventSocket(shared / "events.sock")
+    assert "chmod" not in refused.value.hint
+    own = Path(refused.value.hint.split("--socket ")[1].split()[0])  # the advice: a folder of its own inside it
+    assert own.parent.parent == shared
+    EventSocket(own).close()
+    assert stat.S_IMODE(own.parent.stat().st_mode) == 0o700 and stat.S_IMODE(shared.stat().st_mode) == 0o1777
     first = EventSocket(tmp_path / "run" / "events.sock")
     try:
         with pytest.raises(ConfigError, match="another edge-meta daemon"):

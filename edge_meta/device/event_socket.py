@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pwd
 import socket
 import stat
 import threading
@@ -21,7 +22,9 @@ log = logging.getLogger("edge_meta.device")
 
 
 def private_dir(path: Path) -> None:
-    """Create ``path`` 0700, or check that an existing one is this user's and closed to group and others."""
+    """Create ``path`` 0700, or check that an existing one is this user's and closed to group and others. The fix
+    for one that is not is a folder of the daemon's own inside it, never a change to it: /tmp made 0700 breaks every
+    other program on the machine."""
     if not path.exists():
         try:
             path.mkdir(mode=0o700, parents=True)
@@ -34,8 +37,10 @@ def private_dir(path: Path) -> None:
     if not stat.S_ISDIR(st.st_mode):
         raise ConfigError(f"{path}: is not a directory", "choose another --socket path")
     if st.st_uid != os.getuid() or st.st_mode & 0o077:
+        own = path / f"edge-meta-{pwd.getpwuid(os.getuid()).pw_name}" / "events.sock"
         raise ConfigError(f"{path}: the socket directory is not private (mode {stat.S_IMODE(st.st_mode):o}, "
-                          f"owner uid {st.st_uid})", f"chmod 700 {path} as its owner, or choose another --socket path")
+                          f"owner uid {st.st_uid}): others could connect and hear every event",
+                          f"give the socket a folder of its own, e.g. --socket {own} (created 0700)")
 
 
 class EventSocket:
