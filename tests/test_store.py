@@ -278,3 +278,32 @@ def test_forget_user_says_so_when_another_reader_keeps_the_bytes_in_the_file(tmp
     subprocess.run(forget, capture_output=True, text=True, timeout=120)
     assert not any(p in store_bytes(path) for p in probes)
     reader.close()
+
+
+def test_a_profile_may_carry_takes_only_as_long_as_enrollment_allows(tmp_path, fsdd_dir, monkeypatch):
+    """Takes up to 60 s were imported (the template check then asked 1.2 GB at every start), and files up to 512 MB
+    were parsed (MemoryError): a word's take is at most 10 s and a voice's 30 s, as at enrollment, a file at most
+    64 MB, and export refuses to write a backup that import would refuse."""
+    import edge_meta.device.profile_file as profile_file
+    from edge_meta.device.limits import MAX_WORD_TAKE_S
+
+    with Runtime.open(store=tmp_path / "a.db") as rt:
+        rt.enroll_word("seven", takes(fsdd_dir, 7, "lucas", range(3)), user="lucas")
+        export_profile(rt.store, tmp_path / "p.json")
+    doc = json.loads((tmp_path / "p.json").read_text())
+    speech = np.concatenate([read_audio(p, announce=False) for p in takes(fsdd_dir, 7, "lucas", range(40))])
+    long_take = speech[: int((MAX_WORD_TAKE_S + 1) * 16000)]
+    doc["words"][0]["takes"][0]["audio"] = base64.b64encode(to_pcm16(long_take)).decode()
+    (tmp_path / "long.json").write_text(json.dumps(doc))
+    profile = read_profile(tmp_path / "long.json")
+    assert profile.words == [] and any("at most 10 s" in r for r in profile.rejected)
+
+    big = tmp_path / "big.json"
+    with open(big, "wb") as f:
+        f.truncate(65 << 20)  # sparse: nothing is written or read
+    with pytest.raises(StoreError, match="larger than 64 MB"):
+        read_profile(big)
+    monkeypatch.setattr(profile_file, "MAX_BYTES", 1000)
+    with Runtime.open(store=tmp_path / "a.db") as rt, pytest.raises(StoreError, match="export one user at a time"):
+        export_profile(rt.store, tmp_path / "q.json")
+    assert not (tmp_path / "q.json").exists()

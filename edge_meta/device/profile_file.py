@@ -36,13 +36,13 @@ from typing import Any
 import numpy as np
 
 from edge_meta.audio import SAMPLE_RATE
-from edge_meta.device.limits import MAX_TAKES, check_false_accept, check_name
+from edge_meta.device.limits import MAX_TAKES, MAX_VOICE_TAKE_S, MAX_WORD_TAKE_S, check_false_accept, check_name
 from edge_meta.device.store import ProfileStore, from_pcm16
 from edge_meta.errors import StoreError
 
 FORMAT = "edge-meta-profile"
 VERSION = 1
-MAX_BYTES = 512 << 20
+MAX_BYTES = 64 << 20  # ~300 words of five 1 s takes; json.loads holds ~5x the file (a 500 MB one: MemoryError)
 
 
 def _b64(data: bytes) -> str:
@@ -72,12 +72,16 @@ def export_profile(store: ProfileStore, path: str | Path, user: str | None = Non
     doc = {"format": FORMAT, "version": VERSION, "exported": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
            "bundle_id": store.bundle_id, "users": users, "words": words, "voices": voices, "commands": commands}
     path = Path(path)
+    text = json.dumps(doc)
+    if len(text) > MAX_BYTES:  # a backup that import would refuse is no backup
+        raise StoreError(f"the profile would be {len(text) >> 20} MB, more than import-profile takes "
+                         f"({MAX_BYTES >> 20} MB)", "export one user at a time: --user NAME")
     tmp = path.with_name(path.name + ".part")
     try:
         tmp.unlink(missing_ok=True)  # a stale .part (or a link planted there) is removed, never followed
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(doc, f)
+            f.write(text)
             f.flush()
             os.fsync(f.fileno())
         tmp.replace(path)
@@ -118,7 +122,9 @@ def _decode(value: Any, where: str) -> bytes:
         raise _Invalid(f"{where}: not valid base64") from None
 
 
-def _parse_takes(value: Any, where: str) -> tuple[np.ndarray, list[str], list[np.ndarray] | None]:
+def _parse_takes(value: Any, where: str, max_s: float) -> tuple[np.ndarray, list[str], list[np.ndarray] | None]:
+    """A word's or voice's takes, each at most ``max_s`` seconds long: what enrollment takes (the template check
+    and re-embedding cost grow with it: five 60 s takes asked 1.2 GB at every daemon start)."""
     _need(isinstance(value, list) and 1 <= len(value) <= MAX_TAKES, where, f"expected a list of 1-{MAX_TAKES} takes")
     embeddings, bundles, audio = [], [], []
     for i, take in enumerate(value):
@@ -135,8 +141,8 @@ def _parse_takes(value: Any, where: str) -> tuple[np.ndarray, list[str], list[np
             audio.append(None)
         else:
             pcm = _decode(take["audio"], f"{w}.audio")
-            _need(0 < len(pcm) <= 2 * 60 * SAMPLE_RATE and len(pcm) % 2 == 0, f"{w}.audio",
-                  "expected 16-bit PCM of at most 60 s")
+            _need(0 < len(pcm) <= 2 * max_s * SAMPLE_RATE and len(pcm) % 2 == 0, f"{w}.audio",
+                  f"expected 16-bit PCM of at most {max_s:.0f} s")
             audio.append(from_pcm16(pcm))
         embeddings.append(emb)
         bundles.append(take["bundle_id"])
@@ -232,7 +238,7 @@ def _parse_word(w: Any, where: str, users: list[str]) -> dict:
         false_accept = check_false_accept(w.get("false_accept"))
     except StoreError as exc:
         raise _Invalid(f"{where}.false_accept: {exc.message}") from None
-    emb, bundles, audio = _parse_takes(w.get("takes"), f"{where}.takes")
+    emb, bundles, audio = _parse_takes(w.get("takes"), f"{where}.takes", MAX_WORD_TAKE_S)
     return {"label": label, "user": user, "speaker": speaker, "false_accept": false_accept, "embeddings": emb,
             "bundle_ids": bundles, "audio": audio}
 
@@ -240,7 +246,7 @@ def _parse_word(w: Any, where: str, users: list[str]) -> dict:
 def _parse_voice(v: Any, where: str, users: list[str]) -> dict:
     _need(isinstance(v, dict), where, "expected an object")
     user = _declared(_name(v.get("user"), f"{where}.user", "user name"), users, f"{where}.user")
-    emb, bundles, audio = _parse_takes(v.get("takes"), f"{where} ({user}).takes")
+    emb, bundles, audio = _parse_takes(v.get("takes"), f"{where} ({user}).takes", MAX_VOICE_TAKE_S)
     return {"user": user, "embeddings": emb, "bundle_ids": bundles, "audio": audio}
 
 
