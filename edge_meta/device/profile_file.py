@@ -52,16 +52,17 @@ def _b64(data: bytes) -> str:
 def export_profile(store: ProfileStore, path: str | Path, user: str | None = None) -> dict[str, int]:
     """Write the store (or one user's part of it: their words, shared words bound to them, their voice) to ``path``,
     created 0600."""
+    usable = {w.key for w in store.words()}  # a damaged row is left out, as everywhere (the store warns)
     rows = store.db.execute("SELECT id, label, user, speaker, threshold, false_accept FROM words ORDER BY label, user")
     words = []
     for word_id, label, owner, speaker, threshold, false_accept in rows.fetchall():
-        if user is not None and user not in (owner, speaker):
+        if (label, owner) not in usable or (user is not None and user not in (owner, speaker)):
             continue
         words.append({"label": label, "user": owner, "speaker": speaker, "threshold": threshold,
                       "false_accept": false_accept, "takes": _takes(store, "takes", "word_id", word_id)})
-    voices = []
+    voices, usable = [], {v.user for v in store.voices()}
     for voice_id, owner, threshold in store.db.execute("SELECT id, user, threshold FROM voices ORDER BY user").fetchall():
-        if user is None or owner == user:
+        if owner in usable and (user is None or owner == user):
             voices.append({"user": owner, "threshold": threshold,
                            "takes": _takes(store, "voice_takes", "voice_id", voice_id)})
     commands = [{"user": owner, "examples": json.loads(text)["examples"]}

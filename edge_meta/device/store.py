@@ -15,9 +15,14 @@ fire (NULL: any voice) and ``false_accept`` is the target its threshold was cali
 
 from __future__ import annotations
 
+import functools
+import json
+import math
 import os
+import shlex
 import sqlite3
 import time
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,10 +74,31 @@ CREATE TABLE IF NOT EXISTS voice_takes (
     sample_rate INTEGER NOT NULL
 );
 """
+@functools.cache
+def _columns() -> dict[str, list[tuple]]:
+    """Each table's columns as SCHEMA declares them (PRAGMA table_info rows of a fresh in-memory copy)."""
+    db = sqlite3.connect(":memory:")
+    try:
+        for statement in SCHEMA.split(";"):
+            db.execute(statement)
+        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        return {t: db.execute(f"PRAGMA table_info({t})").fetchall() for t in tables}
+    finally:
+        db.close()
+
+
 FIX_WRITE = "free some disk space or check that the store is writable"
 BUSY_TIMEOUT_S = 10.0  # how long a write waits for another writer's transaction
 ERASE_WAIT_S = 2.0  # how long erasing waits for other readers to finish before saying it could not
 SQLITE_CORRUPT, SQLITE_NOTADB = 11, 26  # primary result codes that mean the file itself is damaged
+
+
+class StoreDamageWarning(UserWarning):
+    """A row of the store is damaged and was left out; the message says how to remove it."""
+
+
+class _Damaged(Exception):
+    pass
 
 
 @dataclass
@@ -102,6 +128,7 @@ class ProfileStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._depth = 0
+        self._damage_warned: set[tuple[str, str]] = set()
         self._data_version: int | None = None
         if str(path) != ":memory:":
             self._create_private(self.path)
@@ -119,6 +146,7 @@ class ProfileStore:
             if version == 1:
                 self._migrate_from_1()
             self._create_tables()
+            self._restore_columns()
             self._set_meta("schema_version", str(SCHEMA_VERSION))
             self.changed()  # from now on, changes by other connections only
         except sqlite3.DatabaseError as exc:
@@ -157,7 +185,14 @@ class ProfileStore:
     def _schema_version(self) -> int:
         has_meta = self.db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone()
         value = self._meta("schema_version") if has_meta else None
-        return int(value) if value is not None else 0
+        if value is None:
+            return 0
+        if not str(value).isdigit():
+            raise StoreError(f"{self.path}: the profile store is damaged: its schema version is {value!r}",
+                             f"if this edge-meta made it, set the version back: sqlite3 {shlex.quote(str(self.path))} "
+                             f"\"UPDATE meta SET value = '{SCHEMA_VERSION}' WHERE key = 'schema_version'\"; "
+                             "else restore it from an exported profile")
+        return int(value)
 
     def _migrate_from_1(self) -> None:
         """Schema 1 had words without users, voices or speaker binding."""
@@ -173,6 +208,23 @@ class ProfileStore:
         for statement in SCHEMA.split(";"):
             if statement.strip():
                 self.db.execute(statement)
+
+    def _restore_columns(self) -> None:
+        """Give back a column an outside edit dropped when it has a default (a word's speaker, its false-accept
+        target); without one the store cannot be read, and says so instead of failing in every command."""
+        for table, columns in _columns().items():
+            have = {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}
+            for _, name, kind, notnull, default, pk in columns:
+                if name in have:
+                    continue
+                if pk or (notnull and default is None):
+                    raise StoreError(f"{self.path}: the profile store is damaged: table {table} has no column {name}",
+                                     "move it aside and restore from an exported profile (edge-meta device "
+                                     "import-profile), or re-enroll")
+                self.db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}"
+                                + (f" NOT NULL DEFAULT {default}" if notnull else f" DEFAULT {default}" * (default is not None)))
+                warnings.warn(f"{self.path}: table {table} had lost its column {name}: added back with its default",
+                              StoreDamageWarning, stacklevel=3)
 
     def close(self) -> None:
         self.db.close()
@@ -307,7 +359,20 @@ class ProfileStore:
                              FIX_WRITE) from None
 
     def command_profiles(self) -> dict[str, str]:
-        return dict(self.db.execute("SELECT user, profile FROM command_profiles ORDER BY user").fetchall())
+        """user -> their phrasings' JSON; a damaged entry is left out with a warning, as for words."""
+        out = {}
+        for user, text in self.db.execute("SELECT user, profile FROM command_profiles ORDER BY user").fetchall():
+            try:
+                if not isinstance(json.loads(text).get("examples"), list):
+                    raise ValueError
+                out[user] = text
+            except (TypeError, ValueError, AttributeError):
+                if (user, "commands") not in self._damage_warned:
+                    self._damage_warned.add((user, "commands"))
+                    warnings.warn(f"{self.path}: the command phrasings of {user!r} are damaged and left out; enroll "
+                                  "them again (edge-meta device enroll-command) to replace them", StoreDamageWarning,
+                                  stacklevel=2)
+        return out
 
     def compact(self) -> None:
         """VACUUM and truncate the WAL: the file then holds only live rows, no deleted page or old version.
@@ -346,24 +411,62 @@ class ProfileStore:
         return [r[0] for r in self.db.execute("SELECT name FROM users ORDER BY name")]
 
     def words(self) -> list[StoredWord]:
+        """Every usable word; a damaged one is left out with a warning that names it and how to remove it."""
         out = []
         for word_id, label, user, speaker, threshold, false_accept in self.db.execute(
                 "SELECT id, label, user, speaker, threshold, false_accept FROM words ORDER BY label, user").fetchall():
-            emb, bundles = self._embeddings("takes", "word_id", word_id)
-            out.append(StoredWord(label, user, speaker, threshold, false_accept, emb, bundles))
+            name = f"word {label!r}" + (f" of {user}" if user else "")
+            fix = f"remove it: edge-meta device remove {shlex.quote(str(label))}" + (
+                f" --user {shlex.quote(str(user))}" if user else "")
+            fields = isinstance(label, str) and isinstance(user, str) and (speaker is None or isinstance(speaker, str))
+            found = self._usable(name, fix, fields, {"threshold": threshold, "false_accept": false_accept},
+                                 "takes", "word_id", word_id)
+            if found:
+                out.append(StoredWord(label, user, speaker, float(threshold), float(false_accept), *found))
         return out
 
     def voices(self) -> list[StoredVoice]:
+        """Every usable voice; a damaged one is left out with a warning, as for words."""
         out = []
         for voice_id, user, threshold in self.db.execute("SELECT id, user, threshold FROM voices ORDER BY user").fetchall():
-            emb, bundles = self._embeddings("voice_takes", "voice_id", voice_id)
-            out.append(StoredVoice(user, threshold, emb, bundles))
+            found = self._usable(f"the voice of {user!r}", f"remove it: edge-meta device remove --voice "
+                                 f"{shlex.quote(str(user))}", isinstance(user, str), {"threshold": threshold},
+                                 "voice_takes", "voice_id", voice_id)
+            if found:
+                out.append(StoredVoice(user, float(threshold), *found))
         return out
 
+    def _usable(self, name: str, fix: str, fields_ok: bool, numbers: dict[str, object], table: str, owner: str,
+                owner_id: int) -> tuple[np.ndarray, list[str]] | None:
+        """A row's embeddings and bundle ids, or None when the row is damaged (an outside edit, a bad disk): one bad
+        row must not stop every command, least of all the `remove` that clears it."""
+        try:
+            if not fields_ok:
+                raise _Damaged("a name that is not text")
+            for field, value in numbers.items():
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                    raise _Damaged(f"{field} {value!r} is not a number")
+            return self._embeddings(table, owner, owner_id)
+        except _Damaged as exc:
+            if (name, str(exc)) not in self._damage_warned:
+                self._damage_warned.add((name, str(exc)))
+                warnings.warn(f"{self.path}: {name} is damaged ({exc}) and left out; {fix}", StoreDamageWarning,
+                              stacklevel=3)
+            return None
+
     def _embeddings(self, table: str, owner: str, owner_id: int) -> tuple[np.ndarray, list[str]]:
-        rows = self.db.execute(f"SELECT embedding, bundle_id FROM {table} WHERE {owner} = ? ORDER BY id", (owner_id,)).fetchall()
-        emb = np.stack([np.frombuffer(r[0], dtype="<f4").astype(np.float32) for r in rows]) if rows else np.zeros((0, 0), np.float32)
-        return emb, [r[1] for r in rows]
+        rows = self.db.execute(f"SELECT embedding, bundle_id, audio FROM {table} WHERE {owner} = ? ORDER BY id",
+                               (owner_id,)).fetchall()
+        sizes = sorted({len(e) if isinstance(e, bytes) else -1 for e, _, _ in rows})
+        if len(sizes) != 1 or sizes[0] <= 0 or sizes[0] % 4:
+            raise _Damaged(f"takes with embeddings of {sizes} bytes" if rows else "no takes")
+        if any(not isinstance(b, str) for _, b, _ in rows) or any(
+                a is not None and (not isinstance(a, bytes) or len(a) % 2) for _, _, a in rows):
+            raise _Damaged("a take with a bad bundle id or audio")
+        emb = np.stack([np.frombuffer(e, dtype="<f4").astype(np.float32) for e, _, _ in rows])
+        if not np.all(np.isfinite(emb)):
+            raise _Damaged("NaN or infinite embedding values")
+        return emb, [b for _, b, _ in rows]
 
     def takes_audio(self, label: str, user: str = "") -> list[np.ndarray]:
         rows = self.db.execute(
