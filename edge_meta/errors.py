@@ -30,6 +30,10 @@ class StoreError(EdgeMetaError):
     """A profile store that cannot be opened or written, or a request it cannot satisfy."""
 
 
+class StoreBusy(StoreError):
+    """The profile store is write-locked by another process just now (a long import): trying again later works."""
+
+
 class ConfigError(EdgeMetaError):
     """A configuration file or option that is invalid."""
 

@@ -358,3 +358,34 @@ def test_a_hop_that_is_no_whole_number_of_frames_or_too_many_threads_are_refused
         r = subprocess.run([sys.executable, "-m", "edge_meta.cli", "device", "run", "--input", "-", "--store",
                             str(enrolled[0]), *args], capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
         assert r.returncode == 2 and "Traceback" not in r.stderr and needle in r.stderr
+
+
+def test_a_write_locked_store_is_read_by_list_and_waited_out_by_the_daemon(tmp_path, enrolled):
+    """Every open wrote to the store, so a long import (another connection's write transaction) made even `list`
+    fail, and a daemon that had to write at start (here: the store was last opened by another bundle) exited 2
+    after 10 s, which its unit does not restart. Now opening writes nothing it need not; the daemon logs
+    store_busy and tries again until the lock is gone."""
+    import shutil
+    import sqlite3
+
+    store = tmp_path / "p.db"
+    shutil.copy(enrolled[0], store)
+    importer = sqlite3.connect(store, isolation_level=None)
+    importer.execute("BEGIN IMMEDIATE")
+    importer.execute("UPDATE meta SET value = 'an-older-bundle' WHERE key = 'bundle_id'")
+    listed = subprocess.run([sys.executable, "-m", "edge_meta.cli", "device", "list", "--json", "--store", str(store)],
+                            capture_output=True, text=True, timeout=120)
+    assert listed.returncode == 0, listed.stderr
+    assert {w["word"] for w in json.loads(listed.stdout)["words"]} == {str(d) for d in KEYWORDS}
+    importer.execute("COMMIT")  # the daemon must now record its bundle: a write
+    importer.execute("BEGIN IMMEDIATE")
+    proc = daemon("--input", "-", "--store", store, stdin=subprocess.PIPE)
+    try:
+        assert wait_for_log(proc, "store_busy")[-1]["level"] == "warning"
+        importer.execute("COMMIT")
+        wait_for_log(proc, "listening")
+        proc.stdin.close()
+        assert proc.wait(timeout=120) == 0
+    finally:
+        proc.kill()
+        importer.close()

@@ -30,7 +30,7 @@ from typing import Iterator
 
 import numpy as np
 
-from edge_meta.errors import StoreError
+from edge_meta.errors import StoreBusy, StoreError
 
 SCHEMA_VERSION = 3
 SCHEMA = """
@@ -91,6 +91,7 @@ FIX_WRITE = "free some disk space or check that the store is writable"
 BUSY_TIMEOUT_S = 10.0  # how long a write waits for another writer's transaction
 ERASE_WAIT_S = 2.0  # how long erasing waits for other readers to finish before saying it could not
 SQLITE_CORRUPT, SQLITE_NOTADB = 11, 26  # primary result codes that mean the file itself is damaged
+SQLITE_BUSY, SQLITE_LOCKED = 5, 6  # ... and that another connection holds the lock: try again later
 
 
 class StoreDamageWarning(UserWarning):
@@ -147,12 +148,15 @@ class ProfileStore:
                 self._migrate_from_1()
             self._create_tables()
             self._restore_columns()
-            self._set_meta("schema_version", str(SCHEMA_VERSION))
+            if version != SCHEMA_VERSION:  # a new store: the only write an open makes, so reads never wait on a lock
+                self._set_meta("schema_version", str(SCHEMA_VERSION))
             self.changed()  # from now on, changes by other connections only
         except sqlite3.DatabaseError as exc:
             if hasattr(self, "db"):
                 self.db.close()
-            if (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF in (SQLITE_CORRUPT, SQLITE_NOTADB):
+            if _code(exc) in (SQLITE_BUSY, SQLITE_LOCKED):
+                raise self._busy(exc) from None
+            if _code(exc) in (SQLITE_CORRUPT, SQLITE_NOTADB):
                 raise StoreError(f"{self.path}: not a usable profile store ({exc})",
                                  "restore it from a backup (edge-meta device export-profile) or remove it and re-enroll"
                                  ) from None
@@ -243,6 +247,8 @@ class ProfileStore:
         try:
             self.db.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
+            if _code(exc) in (SQLITE_BUSY, SQLITE_LOCKED):
+                raise self._busy(exc) from None
             raise StoreError(f"{self.path}: cannot write to the profile store ({exc})", FIX_WRITE) from None
         self._depth = 1
         try:
@@ -256,6 +262,11 @@ class ProfileStore:
             raise
         finally:
             self._depth = 0
+
+    def _busy(self, exc: sqlite3.Error) -> StoreBusy:
+        return StoreBusy(f"{self.path}: the profile store is busy: another program has been writing to it for "
+                         f"{BUSY_TIMEOUT_S:.0f} s ({exc})", "wait for it (an import or enrollment?) to finish, then try "
+                         "again; reading commands such as `list` work meanwhile")
 
     def _rollback(self) -> None:
         try:
@@ -479,6 +490,11 @@ class ProfileStore:
             "SELECT t.audio FROM voice_takes t JOIN voices v ON v.id = t.voice_id WHERE v.user = ? ORDER BY t.id",
             (user,)).fetchall()
         return [from_pcm16(r[0]) for r in rows if r[0] is not None]
+
+
+def _code(exc: sqlite3.Error) -> int:
+    """SQLite's primary result code of an error (0 when the driver gives none)."""
+    return (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
 
 
 def to_pcm16(x: np.ndarray) -> bytes:
