@@ -168,3 +168,16 @@ def test_forget_user_refuses_an_empty_name_and_keeps_shared_words(tmp_path, take
         _refused(edge_meta("device", "forget-user", empty, "--yes", "--store", store), "user name is empty")
     listing = json.loads(edge_meta("device", "list", "--json", "--store", store).stdout)
     assert [w["word"] for w in listing["words"]] == ["six"]
+
+
+def test_threads_below_one_is_refused_on_the_command_line_as_in_the_config(tmp_path):
+    """Issue 16: --threads 0 was taken (and quietly run on one thread) where device.toml's `threads = 0` is refused."""
+    config = tmp_path / "device.toml"
+    config.write_text("[runtime]\nthreads = 0\n")
+    _refused(edge_meta("device", "run", "--config", config, "--store", tmp_path / "p.db"), "runtime.threads",
+             "must be between 1 and")
+    for value in ("0", "-2", "two", "65"):
+        r = edge_meta("device", "list", "--threads", value, "--store", tmp_path / "p.db")
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+        assert "argument --threads: must be between 1 and" in r.stderr
+    assert edge_meta("device", "list", "--threads", "2", "--store", tmp_path / "p.db").returncode == 0

@@ -25,15 +25,21 @@ examples:
 """
 
 
-STORE_RETRY_S = 5.0  # a service waits this long between tries to open a busy store
-
-
 def default_store() -> Path:
     """$EDGE_META_STORE, else $XDG_DATA_HOME/edge-meta/profiles.db (~/.local/share/...)."""
     if os.environ.get("EDGE_META_STORE"):
         return Path(os.environ["EDGE_META_STORE"])
     base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
     return base / "edge-meta" / "profiles.db"
+
+
+def _threads(value: str) -> int:
+    """--threads as device.toml's [runtime] threads takes it (0 was taken here, and quietly meant 1)."""
+    from edge_meta.device.backends import MAX_THREADS
+
+    if not value.isdigit() or not 1 <= int(value) <= MAX_THREADS:
+        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_THREADS}, got {value!r} (1 keeps a Pi responsive)")
+    return int(value)
 
 
 def _open(args: argparse.Namespace, bundle: str | None = None, store: str | None = None):
@@ -50,23 +56,6 @@ def _open(args: argparse.Namespace, bundle: str | None = None, store: str | None
                              "may write, e.g. EDGE_META_STORE=/var/lib/edge-meta/profiles.db") from None
     return Runtime.open(args.bundle or bundle, store=path, backend=args.backend or "onnx",
                         precision=args.precision or "int8", threads=args.threads or 1)
-
-
-def _open_service(args: argparse.Namespace, cfg):
-    """`_open` for the daemon and the Wyoming service: a store another program holds write-locked (a long import)
-    is waited out, with a log line every try, instead of exiting with the code systemd does not restart."""
-    import logging
-    import time
-
-    from edge_meta.errors import StoreBusy
-
-    while True:
-        try:
-            return _open(args, bundle=cfg.bundle, store=cfg.store)
-        except StoreBusy as exc:
-            logging.getLogger("edge_meta.device").warning("store_busy", extra={"fields": {
-                "error": exc.message, "retry_s": STORE_RETRY_S}})
-            time.sleep(STORE_RETRY_S)
 
 
 def _source(spec: str, realtime: bool = False, mic_device: str | int | None = None, block_s: float = 0.1):
@@ -187,7 +176,7 @@ def _run(args: argparse.Namespace) -> int:
         if getattr(args, attr) is None:
             setattr(args, attr, getattr(cfg, attr))
     logs.setup(cfg.log_level)
-    with _open_service(args, cfg) as rt:
+    with _open(args, bundle=cfg.bundle, store=cfg.store) as rt:
         return Daemon(rt, _source(cfg.input, args.realtime, cfg.mic_device, cfg.block_s), cfg).run()
 
 
@@ -206,7 +195,7 @@ def _wyoming(args: argparse.Namespace) -> int:
         if getattr(args, attr) is None:
             setattr(args, attr, getattr(cfg, attr))
     logs.setup(cfg.log_level)
-    with _open_service(args, cfg) as rt:
+    with _open(args, bundle=cfg.bundle, store=cfg.store) as rt:
         return serve(rt, cfg)
 
 
@@ -319,7 +308,7 @@ def add_device_parser(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--store", help=f"profile store (default: $EDGE_META_STORE or {default_store()})")
         p.add_argument("--backend", choices=list(BACKENDS), help="encoder runtime (default onnx)")
         p.add_argument("--precision", choices=["int8", "fp32"], help="encoder precision (default int8)")
-        p.add_argument("--threads", type=int, help="encoder threads (default 1: leaves the other cores to audio)")
+        p.add_argument("--threads", type=_threads, help="encoder threads (default 1: leaves the other cores to audio)")
 
     def capture(p: argparse.ArgumentParser, takes: int, what: str) -> None:
         p.add_argument("--from", dest="takes_from", nargs="+", metavar="AUDIO",
