@@ -25,6 +25,9 @@ examples:
 """
 
 
+STORE_RETRY_S = 5.0  # a service waits this long between tries to open a busy store
+
+
 def default_store() -> Path:
     """$EDGE_META_STORE, else $XDG_DATA_HOME/edge-meta/profiles.db (~/.local/share/...)."""
     if os.environ.get("EDGE_META_STORE"):
@@ -56,6 +59,23 @@ def _open(args: argparse.Namespace, bundle: str | None = None, store: str | None
                              "may write, e.g. EDGE_META_STORE=/var/lib/edge-meta/profiles.db") from None
     return Runtime.open(args.bundle or bundle, store=path, backend=args.backend or "onnx",
                         precision=args.precision or "int8", threads=args.threads or 1)
+
+
+def _open_service(args: argparse.Namespace, cfg):
+    """`_open` for the daemon and the Wyoming service: a store another program holds write-locked (a long import)
+    is waited out, with a log line every try, instead of exiting with the code systemd does not restart."""
+    import logging
+    import time
+
+    from edge_meta.errors import StoreBusy
+
+    while True:
+        try:
+            return _open(args, bundle=cfg.bundle, store=cfg.store)
+        except StoreBusy as exc:
+            logging.getLogger("edge_meta.device").warning("store_busy", extra={"fields": {
+                "error": exc.message, "retry_s": STORE_RETRY_S}})
+            time.sleep(STORE_RETRY_S)
 
 
 def _source(spec: str, realtime: bool = False, mic_device: str | int | None = None, block_s: float = 0.1):
@@ -176,7 +196,7 @@ def _run(args: argparse.Namespace) -> int:
         if getattr(args, attr) is None:
             setattr(args, attr, getattr(cfg, attr))
     logs.setup(cfg.log_level)
-    with _open(args, bundle=cfg.bundle, store=cfg.store) as rt:
+    with _open_service(args, cfg) as rt:
         return Daemon(rt, _source(cfg.input, args.realtime, cfg.mic_device, cfg.block_s), cfg).run()
 
 
@@ -195,7 +215,7 @@ def _wyoming(args: argparse.Namespace) -> int:
         if getattr(args, attr) is None:
             setattr(args, attr, getattr(cfg, attr))
     logs.setup(cfg.log_level)
-    with _open(args, bundle=cfg.bundle, store=cfg.store) as rt:
+    with _open_service(args, cfg) as rt:
         return serve(rt, cfg)
 
 
