@@ -389,3 +389,11 @@ def test_a_write_locked_store_is_read_by_list_and_waited_out_by_the_daemon(tmp_p
     finally:
         proc.kill()
         importer.close()
+
+
+def test_an_over_long_socket_path_is_refused_naming_the_limit(tmp_path):
+    """bind's error for a path past sun_path's 108 bytes has no strerror: the message said "(None)"."""
+    path = tmp_path / ("d" * 100) / "events.sock"
+    with pytest.raises(ConfigError, match=r"the socket path is \d+ bytes long; a Unix socket's may be at most 107"):
+        EventSocket(path)
+    assert not path.parent.exists()

@@ -157,8 +157,19 @@ def test_a_newer_or_foreign_file_is_refused(tmp_path):
         ProfileStore(path)
     junk = tmp_path / "junk.db"
     junk.write_bytes(b"not sqlite at all" * 100)
-    with pytest.raises(StoreError, match="not a usable profile store"):
+    os.chmod(junk, 0o644)
+    with pytest.raises(StoreError, match="is not a profile store") as refused:
         ProfileStore(junk)
+    assert "remove" not in refused.value.hint and stat.S_IMODE(junk.stat().st_mode) == 0o644  # was chmod'ed 0600
+    foreign = tmp_path / "app.db"
+    db = sqlite3.connect(foreign)
+    db.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL)")
+    db.commit()
+    db.close()
+    with pytest.raises(StoreError, match=r"another program's SQLite database \(tables invoices\)"):
+        ProfileStore(foreign)
+    tables = sqlite3.connect(foreign).execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    assert tables == [("invoices",)]  # edge-meta's tables were added to it
 
 
 def test_profile_round_trip_moves_a_user_to_another_store(tmp_path, fsdd_dir):
@@ -307,3 +318,38 @@ def test_a_profile_may_carry_takes_only_as_long_as_enrollment_allows(tmp_path, f
     with Runtime.open(store=tmp_path / "a.db") as rt, pytest.raises(StoreError, match="export one user at a time"):
         export_profile(rt.store, tmp_path / "q.json")
     assert not (tmp_path / "q.json").exists()
+
+
+
+def test_command_phrases_are_stored_in_one_spelling_and_without_control_characters(tmp_path):
+    """A phrase typed in NFD (e + combining acute) was stored as another word than its NFC spelling, and a bell
+    or escape character was stored as typed: phrases go through the names' normalisation (limits.check_name)."""
+    from edge_meta.device.commands import CommandProfile
+
+    with Runtime.open(store=tmp_path / "p.db") as rt:
+        rt.enroll_command(["caf\u00e9 lights on"], command="lights_on")
+        profile = rt.enroll_command(["cafe\u0301 lights on"], command="lights_on")
+        assert profile.examples[0].words == profile.examples[1].words == ("caf\u00e9", "lights", "on")
+        for bad in ("lights on\x07", "lights\x1b[2J on"):
+            with pytest.raises(StoreError, match=r"command phrase .* holds the character U\+00"):
+                rt.enroll_command([bad], command="lights_on")
+        assert len(CommandProfile.from_json(rt.store.command_profiles()[""]).examples) == 2
+
+
+def test_import_counts_what_the_store_holds_from_the_file(tmp_path, fsdd_dir):
+    """A word entry repeated in a file was counted twice ("4 words" for 3 stored), a user named over and over once
+    per mention."""
+    with Runtime.open(store=tmp_path / "a.db") as rt:
+        for digit in (1, 2, 3):
+            rt.enroll_word(str(digit), takes(fsdd_dir, digit, "lucas", range(3)), user="lucas")
+        export_profile(rt.store, tmp_path / "p.json")
+    doc = json.loads((tmp_path / "p.json").read_text())
+    doc["words"].append(doc["words"][0])
+    doc["users"] = doc["users"] * 50
+    (tmp_path / "p.json").write_text(json.dumps(doc))
+    done = subprocess.run([sys.executable, "-m", "edge_meta.cli", "device", "import-profile", str(tmp_path / "p.json"),
+                           "--yes", "--store", str(tmp_path / "b.db")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "imported 3 words, 0 voices, 0 command phrasings of 1 users" in done.stdout
+    with Runtime.open(store=tmp_path / "b.db") as rt:
+        assert len(rt.store.words()) == 3 and rt.store.users() == ["lucas"]

@@ -19,6 +19,7 @@ from pathlib import Path
 from edge_meta.errors import ConfigError
 
 log = logging.getLogger("edge_meta.device")
+MAX_PATH_BYTES = 107  # sun_path holds 108 bytes on Linux, the last one a NUL
 
 
 def private_dir(path: Path) -> None:
@@ -46,6 +47,10 @@ def private_dir(path: Path) -> None:
 class EventSocket:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        size = len(os.fsencode(self.path))
+        if size > MAX_PATH_BYTES:  # bind would fail with an error whose strerror is None
+            raise ConfigError(f"{self.path}: the socket path is {size} bytes long; a Unix socket's may be at most "
+                              f"{MAX_PATH_BYTES}", "choose a shorter --socket path, e.g. /run/edge-meta/events.sock")
         private_dir(self.path.parent)
         self._remove_stale()
         self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -54,7 +59,7 @@ class EventSocket:
             self.server.bind(str(self.path))
         except OSError as exc:
             self.server.close()
-            raise ConfigError(f"{self.path}: cannot create the event socket ({exc.strerror})",
+            raise ConfigError(f"{self.path}: cannot create the event socket ({exc.strerror or exc})",
                               "choose another --socket path") from None
         finally:
             os.umask(old)

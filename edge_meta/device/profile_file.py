@@ -279,5 +279,6 @@ def write_profile(store: ProfileStore, profile: Profile, word_threshold: float) 
             store.add_voice(v["user"], v["threshold"], v["embeddings"], v["bundle_ids"], v["audio"], SAMPLE_RATE)
         for user, text in profile.commands.items():
             store.set_command_profile(user, text)
-    return {"users": len(profile.users), "words": len(profile.words), "voices": len(profile.voices),
-            "command profiles": len(profile.commands)}
+    # what the store now holds from the file: an entry repeated in it replaced its first copy, and counts once
+    return {"users": len(set(profile.users)), "words": len({(w["label"], w["user"]) for w in profile.words}),
+            "voices": len({v["user"] for v in profile.voices}), "command profiles": len(profile.commands)}

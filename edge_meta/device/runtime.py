@@ -449,6 +449,7 @@ class Runtime:
             raise BundleError(f"{self.bundle.root}: this bundle has no command model",
                               "export one with `edge-meta export ... --commands runs/commands/best.pt`")
         user = check_name(user, "user name", allow_empty=True)
+        phrases = [check_name(p, "command phrase") for p in phrases]  # NFC, as the enrolled words are; no controls
         stored = self.store.command_profiles().get(user)
         profile = self.commands.enroll_command(phrases, command, CommandProfile.from_json(stored) if stored else None)
         self.store.set_command_profile(user, profile.to_json())

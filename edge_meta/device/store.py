@@ -91,6 +91,8 @@ FIX_WRITE = "free some disk space or check that the store is writable"
 BUSY_TIMEOUT_S = 10.0  # how long a write waits for another writer's transaction
 ERASE_WAIT_S = 2.0  # how long erasing waits for other readers to finish before saying it could not
 SQLITE_CORRUPT, SQLITE_NOTADB = 11, 26  # primary result codes that mean the file itself is damaged
+SQLITE_HEADER = b"SQLite format 3\x00"
+NOT_A_STORE = "give --store the path of a profile store, or a new one; this file was left as it was"
 SQLITE_BUSY, SQLITE_LOCKED = 5, 6  # ... and that another connection holds the lock: try again later
 
 
@@ -144,6 +146,8 @@ class ProfileStore:
             if version > SCHEMA_VERSION:
                 raise StoreError(f"{self.path}: profile store schema {version} is newer than this edge-meta",
                                  "upgrade edge-meta: pip install -U 'edge-meta[device]'")
+            if version == 0:
+                self._refuse_foreign()
             if version == 1:
                 self._migrate_from_1()
             self._create_tables()
@@ -151,6 +155,8 @@ class ProfileStore:
             if version != SCHEMA_VERSION:  # a new store: the only write an open makes, so reads never wait on a lock
                 self._set_meta("schema_version", str(SCHEMA_VERSION))
             self.changed()  # from now on, changes by other connections only
+            if str(path) != ":memory:":
+                self._make_private(self.path)
         except sqlite3.DatabaseError as exc:
             if hasattr(self, "db"):
                 self.db.close()
@@ -168,23 +174,41 @@ class ProfileStore:
 
     @staticmethod
     def _create_private(path: Path) -> None:
-        """Create the file 0600 before SQLite touches it (SQLite would honour the umask instead), or make an existing
-        one 0600; the WAL and shared-memory files SQLite adds take the main file's permissions."""
+        """Create the file 0600 before SQLite touches it (SQLite would honour the umask instead). An existing file must
+        be an SQLite database, and is left as it is until it proves to be a profile store (`_make_private`)."""
         if path.parent and not path.parent.exists():
             raise StoreError(f"{path}: the folder {path.parent} does not exist", "create it or choose another --store")
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
             try:
-                if os.fstat(fd).st_mode & 0o077:  # a store copied with a loose umask: voice data for its owner only
-                    os.fchmod(fd, 0o600)
+                head = os.read(fd, len(SQLITE_HEADER))
             finally:
                 os.close(fd)
-            for side in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
-                if side.exists() and side.stat().st_mode & 0o077:
-                    os.chmod(side, 0o600)
         except OSError as exc:
             raise StoreError(f"{path}: cannot open the profile store ({exc.strerror})",
                              "check the path and its permissions") from None
+        if head and head != SQLITE_HEADER:
+            raise StoreError(f"{path}: is not a profile store (not an SQLite database)", NOT_A_STORE)
+
+    @staticmethod
+    def _make_private(path: Path) -> None:
+        """A store copied with a loose umask made 0600, and its WAL and shared-memory files (which take the main file's
+        permissions when SQLite creates them): voice data for its owner only."""
+        try:
+            for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+                if p.exists() and p.stat().st_mode & 0o077:
+                    os.chmod(p, 0o600)
+        except OSError as exc:
+            raise StoreError(f"{path}: cannot make the profile store private ({exc.strerror})",
+                             "check the path and its permissions") from None
+
+    def _refuse_foreign(self) -> None:
+        """A database with tables but no edge-meta schema belongs to another program: never add ours to it."""
+        tables = [r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+        if tables:
+            self.db.close()
+            raise StoreError(f"{self.path}: is another program's SQLite database (tables {', '.join(tables[:5])}), not "
+                             "a profile store", NOT_A_STORE)
 
     def _schema_version(self) -> int:
         has_meta = self.db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone()
