@@ -181,3 +181,13 @@ def test_threads_below_one_is_refused_on_the_command_line_as_in_the_config(tmp_p
         assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
         assert "argument --threads: must be between 1 and" in r.stderr
     assert edge_meta("device", "list", "--threads", "2", "--store", tmp_path / "p.db").returncode == 0
+
+
+def test_removing_a_word_without_its_user_says_whose_it_is(takes, tmp_path):
+    """Issue 16: `remove "lights on"` said the word did not exist while `list` showed it under carol."""
+    store = tmp_path / "p.db"
+    assert edge_meta("device", "enroll-word", "six", "--user", "carol", "--from", *takes, "--store", store).returncode == 0
+    _refused(edge_meta("device", "remove", "six", "--store", store), "enrolled for carol", "--user carol")
+    assert "word  six (user carol)" in edge_meta("device", "list", "--store", store).stdout  # nothing removed
+    assert edge_meta("device", "remove", "six", "--user", "carol", "--store", store).returncode == 0
+    _refused(edge_meta("device", "remove", "six", "--store", store), "no enrolled word 'six'")

@@ -317,6 +317,11 @@ class Runtime:
                 self._recalibrate_words()
         self.store.compact()  # its recordings out of the file now, not when the last program closes it
         if not removed:
+            owners = sorted(w.user or "(no user)" for w in self.store.words() if w.label == label)
+            if owners:  # `list` shows the word: say whose it is rather than that it does not exist
+                raise StoreError(f"{label!r} is not enrolled " + (f"for user {user!r}" if user else "without a user")
+                                 + f"; it is enrolled for {', '.join(owners)}",
+                                 f"say whose: edge-meta device remove {label!r} --user {owners[0]}")
             raise StoreError(f"no enrolled word {label!r}" + (f" for user {user!r}" if user else ""),
                              "see the enrolled words with `edge-meta device list`")
 
