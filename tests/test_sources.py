@@ -293,3 +293,25 @@ def test_microphone_survives_vanishing_from_the_device_list_twice(fsdd_dir, capl
     assert mic.reconnects == 2 and sd.opens == 3 and sd.rescans >= 2 * sd.absent
     assert sum(len(c) == 0 for c in chunks) >= 2 * sd.absent  # empty chunks while away: a daemon can still stop
     assert [r.getMessage() for r in caplog.records] == ["microphone_lost", "microphone_back"] * 2
+
+
+def test_a_microphone_whose_reader_stops_keeps_only_the_newest_audio(fsdd_dir, caplog):
+    """The microphone's queue grew ~2.9 MB a minute without bound while the daemon was stuck; now it holds
+    MAX_BACKLOG_S of audio and drops the oldest blocks."""
+    from edge_meta.device.sources import MAX_BACKLOG_S
+
+    speech = np.concatenate([read_audio(fsdd_dir / "recordings" / f"{d}_lucas_{t}.wav", announce=False)
+                             for t in range(8) for d in range(10)])  # ~30 s, more than the backlog
+    sd = FakeSoundDevice(speech)
+    mic = Microphone(sd=sd, chunk_s=0.1)
+    chunks = mic.chunks()
+    first = next(chunks)
+    while sd.position < len(speech):  # the device plays on while nobody takes its audio
+        threading.Event().wait(0.01)
+    held = mic.queue.qsize()
+    assert held == mic.queue.maxsize and held * 0.1 == pytest.approx(MAX_BACKLOG_S)
+    with caplog.at_level(logging.WARNING, logger="edge_meta.device"):
+        rest = np.concatenate([next(chunks) for _ in range(held)])
+    np.testing.assert_array_equal(rest, speech[-len(rest):])  # the newest audio, in order
+    assert 1 + held + mic.dropped == -(-len(speech) // 1600)  # every block taken, held or dropped: none waits
+    assert len(first) == 1600 and mic.dropped > 0 and [r.getMessage() for r in caplog.records] == ["audio_overrun"]

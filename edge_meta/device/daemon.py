@@ -33,6 +33,7 @@ from edge_meta.device.event_socket import EventSocket
 from edge_meta.device.listening import RepeatedErrors, enrolled_vocabulary, guarded_process, peak_rss_mb
 from edge_meta.device.runtime import Runtime
 from edge_meta.device.sources import AudioSource
+from edge_meta.device.stdout_writer import StdoutWriter
 from edge_meta.errors import EdgeMetaError
 
 log = logging.getLogger("edge_meta.device")
@@ -96,7 +97,7 @@ def warn_unmatched(rules: list[CommandRule], words: list[tuple[str, str]], voice
 class Daemon:
     def __init__(self, rt: Runtime, source: AudioSource, config: DeviceConfig, out: TextIO | None = None) -> None:
         self.rt, self.source, self.cfg = rt, source, config
-        self.out = out or sys.stdout
+        self.out = out if out is not None else sys.stdout  # None when started with stdout closed
         self.stop_signal: int | None = None
         self.errors = RepeatedErrors()
         self.events = 0
@@ -111,6 +112,7 @@ class Daemon:
         commands = Commands(self.cfg.commands)
         warn_unmatched(commands.rules, vocab.keys, vocab.voices, self.rt.store.command_profiles().values())
         sock = EventSocket(self.cfg.socket) if self.cfg.socket else None
+        stdout = StdoutWriter(self.out)
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
         log.info("listening", extra={"fields": {
             "input": self.cfg.input, "bundle": self.rt.bundle.bundle_id, "head": self.rt.head_kind,
@@ -126,11 +128,11 @@ class Daemon:
                 if self.rt.store.changed():
                     decoder = self._reload(detector, decoder)
                 for event in self._events(detector, decoder, guarded_process(detector, chunk, self.errors)):
-                    self._emit(event, sock, commands)
+                    self._emit(event, stdout, sock, commands)
                 commands.reap()
             else:
                 for event in self._events(detector, decoder, detector.flush(), end=True):
-                    self._emit(event, sock, commands)
+                    self._emit(event, stdout, sock, commands)
         except BaseException as exc:  # e.g. no microphone: reported by the CLI; the log says why it stopped
             reason = f"{type(exc).__name__}: {exc}"
             raise
@@ -139,7 +141,9 @@ class Daemon:
                 signal.signal(s, handler)
             if sock is not None:
                 sock.close()
+            stdout.close()
             log.info("stopped", extra={"fields": {"reason": reason, "events": self.events, "hops": detector.hops,
+                                                  "stdout_dropped": stdout.dropped,
                                                   "encoder_calls": detector.encoder_calls, "peak_rss_mb": peak_rss_mb(),
                                                   "listening_cpu_s": round(time.process_time() - cpu_at_start, 3)}})
         return 0
@@ -172,15 +176,11 @@ class Daemon:
             events += [c.to_event() for c in done]
         return events
 
-    def _emit(self, event: dict, sock: EventSocket | None, commands: Commands) -> None:
+    def _emit(self, event: dict, stdout: StdoutWriter, sock: EventSocket | None, commands: Commands) -> None:
         event["time"] = round(time.time(), 3)
         line = json.dumps(event)
         self.events += 1
-        try:
-            self.out.write(line + "\n")
-            self.out.flush()
-        except (BrokenPipeError, ValueError):  # nobody reads stdout any more; the socket may still have clients
-            pass
+        stdout.write(line + "\n")  # never blocks, never raises: see stdout_writer
         if sock is not None:
             sock.send((line + "\n").encode())
         try:

@@ -9,6 +9,7 @@ check for a shutdown request while the microphone is silent or unplugged.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import queue
 import select
@@ -26,6 +27,7 @@ from edge_meta.errors import AudioError
 
 log = logging.getLogger("edge_meta.device")
 EMPTY = np.zeros(0, dtype=np.float32)
+MAX_BACKLOG_S = 5.0  # audio a microphone holds for a consumer that fell behind; older blocks are dropped
 MIC_FIX = "plug in a microphone and check that `arecord -l` lists it (see firmware_notes/ for ALSA set-up)"
 
 
@@ -160,11 +162,23 @@ class Microphone:
         self.sd = sd if sd is not None else _import_sounddevice()
         self.device = device
         self.chunk_s, self.stall_s, self.retry_s = chunk_s, stall_s, retry_s
-        self.queue: queue.Queue[np.ndarray] = queue.Queue()
+        # bounded: a consumer that falls behind loses the oldest audio, not the device's memory
+        self.queue: queue.Queue[np.ndarray] = queue.Queue(maxsize=max(1, math.ceil(MAX_BACKLOG_S / chunk_s)))
         self.reconnects = 0
+        self.dropped = 0  # blocks dropped because the consumer fell MAX_BACKLOG_S behind
 
-    def _callback(self, indata, frames, time_info, status) -> None:  # PortAudio's thread
-        self.queue.put(np.array(indata[:, 0], dtype=np.float32))
+    def _callback(self, indata, frames, time_info, status) -> None:  # PortAudio's thread: never blocks
+        block = np.array(indata[:, 0], dtype=np.float32)
+        while True:
+            try:
+                self.queue.put_nowait(block)
+                return
+            except queue.Full:
+                try:
+                    self.queue.get_nowait()
+                    self.dropped += 1
+                except queue.Empty:
+                    pass
 
     def _open(self):
         """An started input stream and the resampler its rate needs; AudioError naming the fix if none."""
@@ -209,6 +223,7 @@ class Microphone:
         return self._stream(*self._open())
 
     def _stream(self, stream, resample) -> Iterator[np.ndarray]:
+        logged = 0
         while True:
             last = time.monotonic()
             try:
@@ -221,6 +236,10 @@ class Microphone:
                         yield EMPTY
                         continue
                     last = time.monotonic()
+                    if self.dropped and (not logged or self.dropped - logged >= 100):  # 1st, then every 100
+                        logged = self.dropped
+                        log.warning("audio_overrun", extra={"fields": {"dropped_blocks": logged,
+                                                                       "backlog_s": MAX_BACKLOG_S}})
                     yield resample(block) if resample else block
             finally:
                 self._close(stream)
