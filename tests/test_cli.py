@@ -191,3 +191,19 @@ def test_removing_a_word_without_its_user_says_whose_it_is(takes, tmp_path):
     assert "word  six (user carol)" in edge_meta("device", "list", "--store", store).stdout  # nothing removed
     assert edge_meta("device", "remove", "six", "--user", "carol", "--store", store).returncode == 0
     _refused(edge_meta("device", "remove", "six", "--store", store), "no enrolled word 'six'")
+
+
+def test_export_profile_does_not_replace_a_file_unasked(takes, tmp_path):
+    """Issue 16: export-profile overwrote an existing file (a backup, say) without a word."""
+    store, backup = tmp_path / "p.db", tmp_path / "backup.json"
+    assert edge_meta("device", "enroll-word", "six", "--from", *takes, "--store", store).returncode == 0
+    backup.write_text("an older backup")
+
+    def export(*extra):
+        return subprocess.run([sys.executable, "-m", "edge_meta.cli", "device", "export-profile", str(backup), "--store",
+                               str(store), *extra], capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+
+    _refused(export(), "backup.json exists", "--yes")
+    assert backup.read_text() == "an older backup"
+    assert export("--yes").returncode == 0
+    assert json.loads(backup.read_text())["words"][0]["label"] == "six"

@@ -269,6 +269,10 @@ def _remove(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from edge_meta.device.profile_file import export_profile
 
+    if Path(args.file).exists() and not _confirm(f"{args.file} exists. Replace it?",
+                                                 f"{args.file} exists: exporting would replace it", args.yes):
+        print("nothing exported")
+        return 0
     with _open(args) as rt:
         n = export_profile(rt.store, args.file, args.user)
     print(f"exported {n['words']} words, {n['voices']} voices, {n['command profiles']} command phrasings of "
@@ -431,6 +435,7 @@ def add_device_parser(sub: argparse._SubParsersAction) -> None:
     ex = dsub.add_parser("export-profile", help="write profiles to a portable file (JSON; backup or another device)")
     ex.add_argument("file")
     ex.add_argument("--user", help="only this user's words and voice")
+    ex.add_argument("--yes", action="store_true", help="replace an existing FILE without asking")
     common(ex)
     ex.set_defaults(func=_export)
 
