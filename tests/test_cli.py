@@ -207,3 +207,26 @@ def test_export_profile_does_not_replace_a_file_unasked(takes, tmp_path):
     assert backup.read_text() == "an older backup"
     assert export("--yes").returncode == 0
     assert json.loads(backup.read_text())["words"][0]["label"] == "six"
+
+
+def test_detect_takes_the_daemons_config(takes, fsdd_dir, tmp_path):
+    """Issue 16: `detect` had no --config, so the README's [detector] tuning could not be tried on a recording.
+    refractory_s = 10 allows no two detections within 10 s; the defaults (1 s) find the word more often."""
+    store = tmp_path / "p.db"
+    assert edge_meta("device", "enroll-word", "six", "--from", *takes, "--store", store).returncode == 0
+    pause = np.zeros(12000, np.float32)  # 1.5 s at FSDD's 8 kHz
+    clips = [sf.read(fsdd_dir / "recordings" / f"6_lucas_{i}.wav", dtype="float32")[0] for i in range(3, 9)]
+    sf.write(tmp_path / "stream.wav", np.concatenate([pause] + [x for c in clips for x in (c, pause)]), 8000)
+    config = tmp_path / "device.toml"
+    config.write_text("[detector]\nrefractory_s = 10.0\n")
+
+    def times(*extra):
+        r = edge_meta("device", "detect", tmp_path / "stream.wav", "--json", "--store", store, *extra)
+        assert r.returncode == 0, r.stderr
+        return np.array([json.loads(line)["t"] for line in r.stdout.splitlines()])
+
+    default, tuned = times(), times("--config", config)
+    assert len(tuned) >= 1 and np.all(np.diff(tuned) >= 10.0)
+    assert np.any(np.diff(default) < 10.0)
+    _refused(edge_meta("device", "detect", tmp_path / "stream.wav", "--store", store, "--config", tmp_path / "no.toml"),
+             "no such config file")

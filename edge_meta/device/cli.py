@@ -164,12 +164,24 @@ def _enroll_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _device_config(args: argparse.Namespace):
+    """device.toml from --config (or its defaults), its [runtime] filling the encoder options not given here."""
+    from edge_meta.device.config import DeviceConfig, load_config
+
+    cfg = load_config(args.config) if args.config else DeviceConfig()
+    for attr in ("backend", "precision", "threads"):
+        if getattr(args, attr) is None:
+            setattr(args, attr, getattr(cfg, attr))
+    return cfg
+
+
 def _detect(args: argparse.Namespace) -> int:
-    with _open(args) as rt:
+    cfg = _device_config(args)
+    with _open(args, bundle=cfg.bundle, store=cfg.store) as rt:
         if not rt.vocabulary()[0].keys:
             raise StoreError(f"no words are enrolled in {rt.store.path}",
                              "enroll one first: edge-meta device enroll-word WORD --from a.wav b.wav c.wav")
-        detections = rt.detect_file(args.file)
+        detections = rt.detect_file(args.file, cfg.detector)
     for d in detections:
         if args.json:
             print(json.dumps(d.to_event()))
@@ -184,17 +196,13 @@ def _detect(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from edge_meta.device import logs
-    from edge_meta.device.config import DeviceConfig, load_config
     from edge_meta.device.daemon import Daemon
 
-    cfg = load_config(args.config) if args.config else DeviceConfig()
+    cfg = _device_config(args)
     for attr, value in (("input", args.input), ("socket", args.socket), ("mic_device", args.mic_device),
                         ("log_level", args.log_level)):
         if value is not None:
             setattr(cfg, attr, value)
-    for attr in ("backend", "precision", "threads"):
-        if getattr(args, attr) is None:
-            setattr(args, attr, getattr(cfg, attr))
     logs.setup(cfg.log_level)
     with _open_service(args, cfg) as rt:
         return Daemon(rt, _source(cfg.input, args.realtime, cfg.mic_device, cfg.block_s), cfg).run()
@@ -202,18 +210,14 @@ def _run(args: argparse.Namespace) -> int:
 
 def _wyoming(args: argparse.Namespace) -> int:
     from edge_meta.device import logs
-    from edge_meta.device.config import DeviceConfig, load_config
     from edge_meta.device.wyoming_service import serve
 
-    cfg = load_config(args.config) if args.config else DeviceConfig()
+    cfg = _device_config(args)
     for attr, value in (("wyoming_uri", args.uri), ("log_level", args.log_level)):
         if value is not None:
             setattr(cfg, attr, value)
     cfg.wyoming_lan = cfg.wyoming_lan or args.lan
     cfg.wyoming_zeroconf = cfg.wyoming_zeroconf or args.zeroconf
-    for attr in ("backend", "precision", "threads"):
-        if getattr(args, attr) is None:
-            setattr(args, attr, getattr(cfg, attr))
     logs.setup(cfg.log_level)
     with _open_service(args, cfg) as rt:
         return serve(rt, cfg)
@@ -388,6 +392,8 @@ def add_device_parser(sub: argparse._SubParsersAction) -> None:
     d = dsub.add_parser("detect", help="find enrolled words in a recording")
     d.add_argument("file", help="WAV/FLAC recording")
     d.add_argument("--json", action="store_true", help="one JSON event per line")
+    d.add_argument("--config", help="device.toml: its [runtime] and [detector] apply, as in the daemon (options given "
+                   "here win), so a tuning can be tried on a recording first")
     common(d)
     d.set_defaults(func=_detect)
 
