@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import pwd
+import select
 import socket
 import stat
 import threading
@@ -19,6 +20,7 @@ from pathlib import Path
 from edge_meta.errors import ConfigError
 
 log = logging.getLogger("edge_meta.device")
+MAX_CLIENTS = 64  # listeners at once; more are refused (each holds a descriptor)
 MAX_PATH_BYTES = 107  # sun_path holds 108 bytes on Linux, the last one a NUL
 
 
@@ -90,27 +92,70 @@ class EventSocket:
                           "stop it (systemctl stop edge-meta) or choose another --socket path")
 
     def _accept(self) -> None:
+        """Accept clients and notice the ones that leave, even while no event is sent (each held a descriptor until
+        the next send failed); a failed accept (out of descriptors: EMFILE) is logged and retried, never fatal."""
+        failures = 0
         while not self.stopping.is_set():
-            try:
-                client, _ = self.server.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            client.setblocking(False)
             with self.lock:
-                self.clients.append(client)
-            log.info("socket_client", extra={"fields": {"clients": len(self.clients)}})
+                clients = list(self.clients)
+            try:
+                readable, _, _ = select.select([self.server, *clients], [], [], 0.25)
+            except (OSError, ValueError):  # a client closed by send() meanwhile, or the server by close()
+                continue
+            for client in readable:
+                if client is not self.server:
+                    self._read_or_drop(client)
+                    continue
+                try:
+                    client, _ = self.server.accept()
+                except (BlockingIOError, socket.timeout):
+                    continue
+                except OSError as exc:
+                    if self.stopping.is_set():
+                        return
+                    failures += 1
+                    if failures % 100 == 1:
+                        log.error("socket_accept_failed", extra={"fields": {"error": str(exc), "count": failures,
+                                                                            "clients": len(self.clients)}})
+                    self.stopping.wait(0.25)
+                    continue
+                client.setblocking(False)
+                with self.lock:
+                    full = len(self.clients) >= MAX_CLIENTS
+                    if not full:
+                        self.clients.append(client)
+                if full:
+                    client.close()
+                    log.warning("socket_client_refused", extra={"fields": {"clients": MAX_CLIENTS}})
+                else:
+                    log.info("socket_client", extra={"fields": {"clients": len(self.clients)}})
+
+    def _read_or_drop(self, client: socket.socket) -> None:
+        """Clients only listen: what one sends is discarded, and one that has left (EOF, an error) is dropped."""
+        try:
+            gone = client.recv(4096) == b""
+        except BlockingIOError:
+            return
+        except OSError:
+            gone = True
+        if gone:
+            self._drop(client)
+
+    def _drop(self, client: socket.socket) -> None:
+        with self.lock:
+            if client in self.clients:
+                self.clients.remove(client)
+                client.close()
 
     def send(self, line: bytes) -> None:
         """Send one line to every client; drop clients that are gone or too slow to keep up."""
         with self.lock:
-            for client in list(self.clients):
-                try:
-                    client.sendall(line)
-                except (BlockingIOError, OSError):
-                    self.clients.remove(client)
-                    client.close()
+            clients = list(self.clients)
+        for client in clients:
+            try:
+                client.sendall(line)
+            except OSError:  # gone, or too slow to keep up (BlockingIOError)
+                self._drop(client)
 
     def close(self) -> None:
         self.stopping.set()
