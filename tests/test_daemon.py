@@ -397,3 +397,13 @@ def test_an_over_long_socket_path_is_refused_naming_the_limit(tmp_path):
     with pytest.raises(ConfigError, match=r"the socket path is \d+ bytes long; a Unix socket's may be at most 107"):
         EventSocket(path)
     assert not path.parent.exists()
+
+
+def test_listening_is_logged_only_once_the_microphone_is_open(enrolled):
+    """Issue 16: the daemon logged "listening" and then failed to open the microphone. A device that no machine
+    has fails to open on every machine: the log says why it stopped, and never that it listened."""
+    r = subprocess.run([sys.executable, "-m", "edge_meta.cli", "device", "run", "--store", str(enrolled[0]),
+                        "--mic-device", "no such microphone 7f3a"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "no input device 'no such microphone 7f3a'" in r.stderr, r.stderr
+    logged = [json.loads(line)["event"] for line in r.stderr.splitlines() if line.startswith("{")]
+    assert logged == ["stopped"], r.stderr

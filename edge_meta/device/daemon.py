@@ -114,14 +114,15 @@ class Daemon:
         sock = EventSocket(self.cfg.socket) if self.cfg.socket else None
         stdout = StdoutWriter(self.out)
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-        log.info("listening", extra={"fields": {
-            "input": self.cfg.input, "bundle": self.rt.bundle.bundle_id, "head": self.rt.head_kind,
-            "words": [f"{label}" + (f"@{user}" if user else "") for label, user in vocab.keys],
-            "voices": vocab.voices, "socket": self.cfg.socket, "commands": len(commands.rules)}})
         reason = "end of input"
         cpu_at_start = time.process_time()  # what listening costs, without the start-up before it
         try:
-            for chunk in self.source.chunks():
+            chunks = self.source.chunks()  # opens the microphone: "listening" only once it is open
+            log.info("listening", extra={"fields": {
+                "input": self.cfg.input, "bundle": self.rt.bundle.bundle_id, "head": self.rt.head_kind,
+                "words": [f"{label}" + (f"@{user}" if user else "") for label, user in vocab.keys],
+                "voices": vocab.voices, "socket": self.cfg.socket, "commands": len(commands.rules)}})
+            for chunk in chunks:
                 if self.stop_signal is not None:
                     reason = signal.Signals(self.stop_signal).name
                     break
