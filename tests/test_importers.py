@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,16 +15,14 @@ from edge_meta.audio import SAMPLE_RATE, read_audio
 from edge_meta.cli import main
 from edge_meta.corpora import ENGLISH_EVAL_WORDS, EVAL_SOUNDALIKES, is_validation_speaker, read_corpus
 
-pytest.importorskip("pocketsphinx")
-if not shutil.which("espeak-ng"):
-    pytest.skip("espeak-ng is needed to synthesise the fixture sentences", allow_module_level=True)
-
 GAP_S = 0.25  # silence between the fixture's words: the aligner must place each boundary within TOLERANCE_S
 TOLERANCE_S = 0.1
 
 
 def _word_audio(word: str, tmp: Path) -> np.ndarray:
     """One word said by espeak-ng at 16 kHz, trimmed to where its samples rise above 2% of its peak."""
+    if not shutil.which("espeak-ng"):
+        pytest.skip("espeak-ng is needed to synthesise the fixture sentences")
     wav = tmp / f"{word}.wav"
     if not wav.exists():
         subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(wav), word.lower()], check=True)
@@ -71,6 +70,7 @@ TEST = [("s03", "0005", "MORNING GARDEN")]
 @pytest.fixture(scope="module")
 def speechocean(tmp_path_factory) -> tuple[Path, dict[str, tuple[np.ndarray, list[tuple[float, float]]]]]:
     """A speechocean762-shaped folder (Kaldi train/ and test/, WAVE/, resource/lexicon.txt) and its truth."""
+    pytest.importorskip("pocketsphinx")
     root, synth = tmp_path_factory.mktemp("so"), tmp_path_factory.mktemp("say")
     truth = {}
     for split, rows in (("train", TRAIN), ("test", TEST)):
@@ -153,6 +153,7 @@ def test_speechocean762_import_runs_without_torch(speechocean, run_without_torch
 
 def test_librispeech_folders_are_cut_into_words_like_speechocean(tmp_path):
     """``<speaker>/<chapter>/<speaker>-<chapter>.trans.txt`` + FLAC per line; a digit is said but never kept."""
+    pytest.importorskip("pocketsphinx")
     sentences = {"19-198-0000": "PURPLE BLANKET", "19-198-0001": "FIVE ORANGES", "26-495-0000": "SILVER BLANKET"}
     truth = {}
     for k, (uid, text) in enumerate(sentences.items()):
@@ -243,3 +244,12 @@ def test_mswc_decodes_opus_follows_its_splits_and_skips_invalid_rows(gsc_dir, tm
         n = min(len(x), len(y)) - 800
         corr = max(abs(np.corrcoef(x[400:400 + n], y[400 + lag:400 + lag + n])[0, 1]) for lag in range(-320, 321, 4))
         assert corr > 0.9
+
+
+def test_speechocean762_without_pocketsphinx_says_how_to_install_it(speechocean, tmp_path):
+    root, _ = speechocean
+    code = ("import sys; sys.modules['pocketsphinx'] = None\nfrom edge_meta.cli import main\n"
+            f"sys.exit(main(['data', 'speechocean762', r'{root}', '--out', r'{tmp_path / 'so'}', '--jobs', '2']))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r.stderr
+    assert "pocketsphinx" in r.stderr and "edge-meta[data]" in r.stderr and "Traceback" not in r.stderr

@@ -88,8 +88,7 @@ def import_sentences(utterances: list[Utterance], out: Path, lexicon: dict[str, 
             writer.writeheader()
         bar = tqdm(total=len(todo), desc=f"aligning {out.name}", unit="sentence", disable=not progress)
         parallel = jobs > 1 and len(todo) > 1
-        if not parallel:
-            _start_worker(lexicon or {})
+        _start_worker(lexicon or {})  # here first: a missing pocketsphinx is one clear error, not failing workers
         with Pool(jobs, _start_worker, (lexicon or {},)) if parallel else nullcontext() as pool:
             for row in pool.imap_unordered(_cut, todo, chunksize=4) if parallel else map(_cut, todo):
                 writer.writerow(row)
