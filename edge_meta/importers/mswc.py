@@ -35,22 +35,21 @@ def plan(src: Path, lang: str, out: Path) -> tuple[list[tuple[Path, Path]], Coun
     clips = require_source(src / lang / "clips", f"MSWC clips for '{lang}'",
                            f"expected {src}/{lang}/clips/<word>/*.opus")
     path = splits_file(src, lang)
-    with path.open(encoding="utf-8", newline="") as f:
+    pairs, left_out = [], Counter()
+    with path.open(encoding="utf-8", newline="") as f:  # English has ~5M rows: read them one at a time
         reader = csv.DictReader(f)
         if not COLUMNS <= set(reader.fieldnames or []):
             raise DataError(f"{path}: expected columns {sorted(COLUMNS)}, found {reader.fieldnames}",
                             "is this an MSWC <lang>_splits.csv?")
-        rows = list(reader)
-    pairs, left_out = [], Counter()
-    for row in rows:
-        if row["VALID"].strip().lower() != "true":
-            left_out["invalid rows"] += 1
-        elif is_eval_word(row["WORD"], lang):
-            left_out["eval-word rows"] += 1
-        else:
-            dest = out.parent / f"{out.name}_{'test' if row['SET'].strip().upper() == 'TEST' else 'train'}"
-            speaker = row["SPEAKER"].strip()[:SPEAKER_CHARS]
-            pairs.append((clips / row["LINK"], clip_path(dest, row["WORD"], speaker, Path(row["LINK"]).stem)))
+        for row in reader:
+            if row["VALID"].strip().lower() != "true":
+                left_out["invalid rows"] += 1
+            elif is_eval_word(row["WORD"], lang):
+                left_out["eval-word rows"] += 1
+            else:
+                dest = out.parent / f"{out.name}_{'test' if row['SET'].strip().upper() == 'TEST' else 'train'}"
+                speaker = row["SPEAKER"].strip()[:SPEAKER_CHARS]
+                pairs.append((clips / row["LINK"], clip_path(dest, row["WORD"], speaker, Path(row["LINK"]).stem)))
     return pairs, left_out
 
 
