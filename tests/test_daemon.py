@@ -350,11 +350,13 @@ def test_a_running_daemon_stops_detecting_removed_and_forgotten_words_and_their_
 
 def test_a_hop_that_is_no_whole_number_of_frames_or_too_many_threads_are_refused_at_start(tmp_path, enrolled):
     """Within range but unusable with this bundle: hop_s = 0.015 (not a whole number of its 10 ms frames) gave a
-    ValueError traceback; --threads 100000 on the command line reached onnxruntime."""
+    ValueError traceback; 100000 threads reached onnxruntime, from the command line or the Python API."""
     config = tmp_path / "hop.toml"
     config.write_text("[detector]\nhop_s = 0.015\n")
+    with pytest.raises(ConfigError, match="100000 encoder threads is out of range"):
+        Runtime.open(store=enrolled[0], threads=100000)
     for args, needle in ((["--config", str(config)], "detector.hop_s = 0.015 s is not a whole number"),
-                         (["--threads", "100000"], "100000 encoder threads is out of range")):
+                         (["--threads", "100000"], "--threads: must be between 1 and 64")):
         r = subprocess.run([sys.executable, "-m", "edge_meta.cli", "device", "run", "--input", "-", "--store",
                             str(enrolled[0]), *args], capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
         assert r.returncode == 2 and "Traceback" not in r.stderr and needle in r.stderr
