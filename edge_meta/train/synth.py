@@ -25,11 +25,9 @@ import numpy as np
 import soundfile as sf
 
 from edge_meta.audio import SAMPLE_RATE, active_speech, prepare
-from edge_meta.corpora import ENGLISH_EVAL_WORDS
+from edge_meta.corpora import ENGLISH_EVAL_WORDS, EVAL_SOUNDALIKES
 from edge_meta.errors import ConfigError
 
-# Words that sound like the evaluation digits: kept out as firmly as the digits themselves.
-EVAL_SOUNDALIKES = frozenset({"won", "to", "too", "for", "fore", "ate", "owe", "nein", "sicks", "tu", "ti"})
 ESPEAK_DIALECTS = ("en", "en-us", "en-gb-x-rp", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029", "en-us-nyc")
 # Foreign voices reading English spelling: strong accents, as real households have.
 ESPEAK_ACCENTS = ("de", "fr", "es", "it", "nl", "pl", "el", "pt", "sv", "hi", "ru", "tr")
