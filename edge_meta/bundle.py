@@ -80,7 +80,8 @@ def write_tar(directory: Path, tar_path: Path) -> Path:
 
 @dataclass
 class Bundle:
-    """An opened, verified bundle. Files are read through `path_of` / `load_heads`."""
+    """An opened, verified bundle. Files are read through `read` (checked against the manifest as they are read),
+    `load_heads`, or by path (`path_of`, `encoder_files`) for the runtimes that open files themselves."""
 
     root: Path
     manifest: dict
