@@ -100,9 +100,11 @@ class Bundle:
             raise BundleError(f"{self.root}: the bundle has no file {name!r}", REBUILD_HINT)
         return self.root / name
 
-    def read(self, name: str) -> bytes:
-        """A listed file's bytes, checked against the manifest as they are read: what is loaded is what was verified,
-        even if the file changed on disk since the bundle was opened."""
+    def read(self, name: str | Path) -> bytes:
+        """A listed file's bytes (by name, or by the path `path_of` gave), checked against the manifest as they are
+        read: what is loaded is what was verified, even if the file changed on disk since the bundle was opened."""
+        if isinstance(name, Path):
+            name = name.relative_to(self.root).as_posix()
         data = self.path_of(name).read_bytes()
         entry = self.manifest["files"][name]
         if len(data) != entry["bytes"] or hashlib.sha256(data).hexdigest() != entry["sha256"]:

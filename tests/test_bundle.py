@@ -289,3 +289,19 @@ def test_malformed_command_files_are_a_bundle_error_not_a_traceback(tmp_path, fi
     remanifest(bundle)
     with pytest.raises(BundleError, match="commands"):
         CommandModel.from_bundle(Bundle.open(bundle))
+
+
+@pytest.mark.parametrize("backend, swap", [("onnx", ("encoder.int8.word.onnx", "encoder.int8.speaker.onnx")),
+                                           ("tflite", ("encoder.int8.tflite", "encoder.int8.word.onnx"))])
+def test_an_encoder_swapped_after_the_bundle_was_verified_is_refused(tmp_path, backend, swap):
+    """The runtimes opened the encoder by path after the bundle was verified, so a file changed in between was
+    opened as it then was (here another file of the bundle; the output-name check caught that one by luck, an
+    edit of the weights would have loaded). Now the bytes loaded are the bytes checked against the manifest."""
+    from edge_meta.device.backends import open_backend
+
+    bundle = shipped_copy(tmp_path)
+    b = Bundle.open(bundle)
+    target, source = swap
+    shutil.copy(bundle / source, bundle / target)
+    with pytest.raises(BundleError, match=f"{target} changed since the bundle was opened"):
+        open_backend(b, backend)

@@ -9,7 +9,7 @@ runs the word graph on every hop and the speaker graph only when a word may fire
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol
+from typing import Callable, Protocol
 
 import numpy as np
 
@@ -29,7 +29,10 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return (x / (np.linalg.norm(x, axis=-1, keepdims=True) + 1e-12)).astype(np.float32)
 
 
-def onnx_session(model: str | Path | bytes, threads: int = 1, name: str | None = None):
+Graph = Path | bytes  # an ONNX graph file, or its bytes as `Bundle.read` checked them
+
+
+def onnx_session(model: str | Graph, threads: int = 1, name: str | None = None):
     """An onnxruntime CPU session with ``threads`` intra-op threads (1 keeps a Pi responsive) of a model file or its
     bytes (``name`` for messages); a model onnxruntime cannot load is a damaged bundle."""
     try:
@@ -45,7 +48,8 @@ def onnx_session(model: str | Path | bytes, threads: int = 1, name: str | None =
         source = model if isinstance(model, bytes) else str(model)
         return ort.InferenceSession(source, opts, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own exception types for bad models
-        raise BundleError(f"{name or model}: onnxruntime cannot load it ({str(exc)[:200]})", REBUILD_HINT) from None
+        label = name or (f"an ONNX graph of {len(model)} bytes" if isinstance(model, bytes) else model)
+        raise BundleError(f"{label}: onnxruntime cannot load it ({str(exc)[:200]})", REBUILD_HINT) from None
 
 
 class OnnxBackend:
@@ -53,10 +57,12 @@ class OnnxBackend:
 
     name = "onnx"
 
-    def __init__(self, paths: list[Path] | str | Path, threads: int = 1) -> None:
+    def __init__(self, paths: list[Path] | str | Path, threads: int = 1,
+                 read: Callable[[Path], bytes] | None = None) -> None:
+        """``read``: how to get a graph's bytes (a bundle's `Bundle.read`, which checks them); default: by path."""
         self.sessions = []  # (session, its output names)
         for path in [paths] if isinstance(paths, (str, Path)) else paths:
-            session = onnx_session(path, threads)
+            session = onnx_session(read(path) if read else path, threads, str(path))
             self.sessions.append((session, [o.name for o in session.get_outputs()]))
         self.input_name = self.sessions[0][0].get_inputs()[0].name
         self.outputs = [o for _, names in self.sessions for o in names]
@@ -89,10 +95,10 @@ def open_backend(bundle: Bundle, backend: str = "onnx", precision: str = "int8",
 
         if len(parts) != 1:
             raise BundleError(f"{bundle.root}: a TFLite encoder must be one graph file", REBUILD_HINT)
-        tfl = TfliteBackend(parts[0][0], threads, outputs=outputs)
+        tfl = TfliteBackend(parts[0][0], threads, outputs=outputs, read=bundle.read)
         _check_encoder(parts[0][0], bundle, tfl.input["shape"], outputs, tfl.outputs, len(tfl.output_details))
         return tfl
-    onnx = OnnxBackend([path for path, _ in parts], threads=threads)
+    onnx = OnnxBackend([path for path, _ in parts], threads=threads, read=bundle.read)  # the bytes verified at open
     for (path, wanted), (session, names) in zip(parts, onnx.sessions):
         _check_encoder(path, bundle, session.get_inputs()[0].shape, wanted, names, len(names))
     return onnx

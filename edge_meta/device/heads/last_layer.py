@@ -17,11 +17,14 @@ threshold, and a word's score does not depend on the other words' scores as a so
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from edge_meta.metrics import unit
+
+if TYPE_CHECKING:  # numpy-only heads: the graph type is named, not imported
+    from edge_meta.device.backends import Graph
 
 
 class LastLayerHead:
@@ -40,7 +43,7 @@ class LastLayerHead:
         self.bias = np.zeros(0, dtype=np.float32)
 
     @classmethod
-    def from_bundle(cls, arrays: dict[str, np.ndarray], graphs: dict[str, Path]) -> "LastLayerHead":
+    def from_bundle(cls, arrays: dict[str, np.ndarray], graphs: dict[str, Graph]) -> "LastLayerHead":
         """Built from the bundle's ``word.*`` arrays (prefix stripped); no ONNX graphs are needed."""
         return cls(arrays["inner_lr_w"], float(arrays["inner_lr_b"]), int(arrays["steps"]), float(arrays["temperature"]))
 

@@ -10,11 +10,9 @@ refined by the ``heads/fce.onnx`` graph (onnxruntime, any number of takes and wi
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
-from edge_meta.device.backends import onnx_session
+from edge_meta.device.backends import Graph, onnx_session
 
 
 class MatchingHead:
@@ -23,7 +21,7 @@ class MatchingHead:
     kind = "matching"
     open_set = True
 
-    def __init__(self, temperature: float, fce_graph: Path | None = None) -> None:
+    def __init__(self, temperature: float, fce_graph: Graph | None = None) -> None:
         self.temperature = float(temperature)
         self.fce = onnx_session(fce_graph) if fce_graph is not None else None
         self.labels: list[str] = []
@@ -31,7 +29,7 @@ class MatchingHead:
         self.word_of_take = np.zeros(0, dtype=np.int64)
 
     @classmethod
-    def from_bundle(cls, arrays: dict[str, np.ndarray], graphs: dict[str, Path]) -> "MatchingHead":
+    def from_bundle(cls, arrays: dict[str, np.ndarray], graphs: dict[str, Graph]) -> "MatchingHead":
         fce = bool(arrays.get("fce", np.int8(0)))
         return cls(float(arrays["temperature"]), graphs["fce"] if fce else None)
 

@@ -7,11 +7,14 @@ the heads whose scores are probabilities (see `edge_meta.device.scorer`).
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from edge_meta.metrics import unit
+
+if TYPE_CHECKING:  # numpy-only heads: the graph type is named, not imported
+    from edge_meta.device.backends import Graph
 
 
 class PrototypeHead:
@@ -25,7 +28,7 @@ class PrototypeHead:
         self.prototypes = np.zeros((0, 0), dtype=np.float32)
 
     @classmethod
-    def from_bundle(cls, arrays: dict[str, np.ndarray], graphs: dict[str, Path]) -> "PrototypeHead":
+    def from_bundle(cls, arrays: dict[str, np.ndarray], graphs: dict[str, Graph]) -> "PrototypeHead":
         """Built from the bundle's ``word.*`` arrays and ``heads/*.onnx`` files (none needed here)."""
         return cls()
 

@@ -8,11 +8,9 @@ regression to 1/0 per pair), so it is thresholded per word.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
-from edge_meta.device.backends import onnx_session
+from edge_meta.device.backends import Graph, onnx_session
 from edge_meta.device.heads.prototype import PrototypeHead
 
 
@@ -22,12 +20,12 @@ class RelationHead(PrototypeHead):
     kind = "relation"
     open_set = True
 
-    def __init__(self, graph: Path) -> None:
+    def __init__(self, graph: Graph) -> None:
         super().__init__()
         self.session = onnx_session(graph)
 
     @classmethod
-    def from_bundle(cls, arrays: dict[str, np.ndarray], graphs: dict[str, Path]) -> "RelationHead":
+    def from_bundle(cls, arrays: dict[str, np.ndarray], graphs: dict[str, Graph]) -> "RelationHead":
         return cls(graphs["relation"])
 
     def scores(self, emb: np.ndarray) -> np.ndarray:
