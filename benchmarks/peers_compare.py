@@ -39,9 +39,9 @@ BEGIN, END = "<!-- peers:table:begin -->", "<!-- peers:table:end -->"
 
 
 def run(bundle: Path, data: Path, episodes: int, seed: int, cache: Path, extra: bool,
-        log=print) -> tuple[list[ClipSet], list[System], dict[str, dict[str, SetResult]], list[str]]:
+        log=print, snrs: tuple[float, ...] = ()) -> tuple[list[ClipSet], list[System], dict[str, dict[str, SetResult]], list[str]]:
     """Embed, evaluate every system on every clip set; also a line for each system that could not run, with why."""
-    sets = load_sets(data, extra)
+    sets = load_sets(data, extra, snrs, seed, cache)
     files = [f for s in sets for f in s.files]
     offsets = np.cumsum([0] + [len(s.items) for s in sets])
     entries, missing = lineup(bundle)
@@ -115,13 +115,15 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cache", default="cache/peers")
     p.add_argument("--fsdd-only", action="store_true", help="skip the Speech Commands and Arabic rows")
+    p.add_argument("--snr", type=float, nargs="*", default=[10.0, 5.0],
+                   help="FSDD in real noise at these SNRs (dB), beside the same takes padded clean (none: --snr)")
     p.add_argument("--stream-minutes", type=float, default=40.0,
                    help="each speaker's stream for the streaming row (benchmarks/peers_stream.py; default 40)")
     p.add_argument("--no-stream", action="store_true", help="skip the streaming row (its peers run ~40 min uncached)")
     p.add_argument("--write", action="store_true", help=f"update {RESULTS.name} and write {DET_PNG.name}")
     args = p.parse_args()
     sets, systems, results, missing = run(Path(args.bundle), Path(args.data), args.episodes, args.seed,
-                                          Path(args.cache), not args.fsdd_only)
+                                          Path(args.cache), not args.fsdd_only, snrs=tuple(args.snr))
     body = render(sets, systems, results, missing, args.episodes, args.seed)
     print(body)
     command = "nice -n 10 .venv/bin/python " + " ".join(["benchmarks/peers_compare.py", *sys.argv[1:]])

@@ -218,3 +218,31 @@ def test_lineup_names_every_peer_and_an_absent_tflite_encoder() -> None:
                                                                   "localwake"}
     has_tflite = "edge-meta int8 TFLite" in names
     assert has_tflite != any("TFLite" in line for line in absent)
+
+
+def test_noisy_fsdd_sets_give_every_system_the_same_files(tmp_path: Path) -> None:
+    """The noisy protocol's takes are written once, as the seeded mix, and reused as they are."""
+    from edge_meta.audio import read_audio
+    from edge_meta.bench.fewshot import eval_noise
+    from edge_meta.noise import noisy_clips
+    from peers.datasets import noisy_fsdd_sets
+
+    shared = ROOT.parent / "shared" / "data"
+    root = tmp_path / "data"
+    (root / "fsdd").mkdir(parents=True)
+    takes = sorted((shared / "fsdd").rglob("*.wav"))[::150]
+    for take in takes:
+        (root / "fsdd" / take.name).symlink_to(take)
+    for corpus in ("speech_commands_test", "arabic_speech_commands"):
+        (root / corpus).symlink_to(shared / corpus)
+    sets = noisy_fsdd_sets(root, (10.0,), seed=3, cache=tmp_path / "cache")
+    assert [s.name for s in sets] == ["FSDD, 2 s clean", "FSDD, 2 s 10 dB"]
+    noisy = sets[1]
+    expected = noisy_clips([read_audio(t, announce=False) for t in takes], eval_noise(root), 10.0, seed=3)
+    for item, x in zip(noisy.items, expected):
+        y, rate = sf.read(item.path, dtype="float32")
+        assert rate == 16000 and np.abs(y - x).max() < 2 / 32768  # the mix, to 16-bit rounding
+    assert [i.word for i in noisy.items] == [i.word for i in sets[0].items]
+    stamps = [i.path.stat().st_mtime_ns for i in noisy.items]
+    again = noisy_fsdd_sets(root, (10.0,), seed=3, cache=tmp_path / "cache")
+    assert [i.path.stat().st_mtime_ns for i in again[1].items] == stamps  # read back, not rewritten
