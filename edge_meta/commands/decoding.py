@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence
+from typing import Collection, Protocol, Sequence
 
 import numpy as np
 
@@ -225,8 +225,12 @@ class CommandDecoder:
     (call it per hop, or on a timer); ``flush()`` at the end of the stream."""
 
     def __init__(self, prior: CommandPrior, channel: ChannelModel | None = None,
-                 config: DecoderConfig | None = None) -> None:
+                 config: DecoderConfig | None = None, report: Collection[str] | None = None) -> None:
+        """``report``: the intents whose events are emitted (None: all). The others still compete in decoding,
+        so that a word of another command ("stop") is read as that command and dropped, not forced into one
+        that is reported."""
         self.prior, self.channel, self.cfg = prior, channel or ChannelModel(), config or DecoderConfig()
+        self.report = report
         self.pending: list[WordDetection] = []
 
     def push(self, detection: WordDetection) -> list[CommandEvent]:
@@ -246,4 +250,6 @@ class CommandDecoder:
     def flush(self) -> list[CommandEvent]:
         group, self.pending = self.pending, []
         event = decode(self.prior, group, self.channel) if group else None
-        return [event] if event is not None and event.confidence >= self.cfg.min_confidence else []
+        if event is None or event.confidence < self.cfg.min_confidence:
+            return []
+        return [event] if self.report is None or event.command.intent in self.report else []

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Collection, Sequence
 
 import numpy as np
 
@@ -163,15 +163,21 @@ class CommandModel:
 
     # -- enrollment and decoding -----------------------------------------------------------------
     def enroll_command(self, phrases: Sequence[str], command: str | None = None,
-                       profile: CommandProfile | None = None) -> CommandProfile:
+                       profile: CommandProfile | None = None, heard: Collection[str] | None = None) -> CommandProfile:
         """A profile with ``phrases`` added as examples. Each phrase is parsed to its command; ``command`` names
-        the command instead (an intent name; for phrasings the grammar does not know)."""
+        the command instead (an intent name; for phrasings the grammar does not know). With ``heard`` (the words
+        the device listens for), leading words that the grammar does not know and the device cannot hear are an
+        address, not a slot value: "hey computer lights on" is lights_on, not lights_on(room=computer)."""
+        known = set(self.grammar.known_words()) | set(heard or ())
         added = []
         for text in phrases:
             words = words_of(text)
             if not words:
                 raise StoreError("an example phrase is empty", 'give the words of the command, e.g. "lights off"')
-            parsed = Command(command) if command else self.grammar.parse(words)
+            core = list(self.grammar.strip_wrappers(words))
+            while heard is not None and len(core) > 1 and core[0] not in known:
+                core.pop(0)
+            parsed = Command(command) if command else self.grammar.parse(core)
             if parsed is None:
                 raise StoreError(f"cannot tell which command {text!r} is",
                                  "rephrase it, or name the command with --command INTENT (e.g. lights_off)")
@@ -191,6 +197,7 @@ class CommandModel:
 
     def decoder(self, labels: Sequence[str], profile: CommandProfile | None = None,
                 channel: ChannelModel | None = None, config: DecoderConfig | None = None,
-                adapt: bool = True) -> CommandDecoder:
-        """A streaming decoder over the enrolled ``labels`` (adapted to ``profile`` when it has examples)."""
-        return CommandDecoder(self.prior(labels, profile, adapt), channel, config)
+                adapt: bool = True, report: Collection[str] | None = None) -> CommandDecoder:
+        """A streaming decoder over the enrolled ``labels`` (adapted to ``profile`` when it has examples), emitting
+        only commands of the ``report`` intents when given."""
+        return CommandDecoder(self.prior(labels, profile, adapt), channel, config, report)

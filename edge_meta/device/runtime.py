@@ -27,6 +27,7 @@ from edge_meta.audio import SAMPLE_RATE, check_length, fix_length, read_audio
 from edge_meta.bundle import REBUILD_HINT, Bundle
 from edge_meta.device.backends import EncoderBackend, open_backend
 from edge_meta.commands.decoding import ChannelModel, CommandDecoder
+from edge_meta.commands.grammar import words_of
 from edge_meta.device.calibration import Calibration, calibrate, calibrate_all
 from edge_meta.device.commands import CommandModel, CommandProfile
 from edge_meta.device.detector import Detection, DetectorConfig, StreamingDetector
@@ -456,21 +457,25 @@ class Runtime:
         user = check_name(user, "user name", allow_empty=True)
         phrases = [check_name(p, "command phrase") for p in phrases]  # NFC, as the enrolled words are; no controls
         stored = self.store.command_profiles().get(user)
-        profile = self.commands.enroll_command(phrases, command, CommandProfile.from_json(stored) if stored else None)
+        heard = {w for label, _ in self.vocabulary()[0].keys for w in words_of(label)}
+        profile = self.commands.enroll_command(phrases, command, CommandProfile.from_json(stored) if stored else None,
+                                               heard=heard)
         self.store.set_command_profile(user, profile.to_json())
         return profile
 
     def command_decoder(self) -> "CommandDecoder | None":
         """A decoder from word detections to commands over the enrolled words, adapted to every user's examples
         (one household profile); None when the bundle has no command model or nobody enrolled a command:
-        command events are opt-in, so a household that only enrolled words gets only word events."""
+        command events are opt-in, so a household that only enrolled words gets only word events, and only
+        commands of an enrolled intent are emitted (a "stop" enrolled as a word is no music_stop)."""
         profiles = self.store.command_profiles()
         if not profiles or self.commands is None:
             return None
         examples = [e for text in profiles.values() for e in CommandProfile.from_json(text).examples]
         labels = sorted({label for label, _ in self.vocabulary()[0].keys})
         # detection scores are calibrated thresholds, not probabilities: the channel reads only the error rates
-        return self.commands.decoder(labels, CommandProfile(examples), channel=ChannelModel(score_weight=0.0))
+        return self.commands.decoder(labels, CommandProfile(examples), channel=ChannelModel(score_weight=0.0),
+                                     report={e.command.intent for e in examples})
 
     # -- detection -----------------------------------------------------------------------------------
     def vocabulary(self) -> tuple[Vocabulary, dict[str, np.ndarray], dict[str, np.ndarray]]:
