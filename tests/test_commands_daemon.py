@@ -120,6 +120,10 @@ run = ["/bin/true"]
 [[commands]]
 word = "stpo"
 run = ["/bin/true"]
+[[commands]]
+word = "stop"
+speaker = "alice"
+run = ["/bin/true"]
 """)
     r = subprocess.run([sys.executable, "-m", "edge_meta.cli", "device", "run", "--input", str(stream), "--store",
                         str(store), "--config", str(config)], capture_output=True, text=True, timeout=300)
@@ -131,7 +135,8 @@ run = ["/bin/true"]
     started = [e["word"] for e in logs if e["event"] == "command_started"]  # each event started exactly its hook
     assert started == ["stop" if e["event"] == "word" else "command music_stop" for e in events]
     warning = [e for e in logs if e["event"] == "command_never_runs"]
-    assert [(w["problem"], w["enrolled words"]) for w in warning] == [("word 'stpo' is not enrolled", ["stop"])]
+    assert [(w["problem"], w.get("enrolled words", w.get("enrolled voices"))) for w in warning] == [
+        ("word 'stpo' is not enrolled", ["stop"]), ("no voice is enrolled for speaker 'alice'", [])]
 
 
 @pytest.mark.parametrize("event", [{}, {"event": "command"}, {"event": "word"}, {"event": "wake", "name": "stop"},
