@@ -29,6 +29,7 @@ class CommandRule:
     word: str | None = None
     command: str | None = None
     speaker: str | None = None
+    timeout_s: float = 30.0  # then the command's whole process group is killed
 
     @property
     def target(self) -> str:
@@ -158,8 +159,13 @@ def _commands(path: Path, items: Any) -> list[CommandRule]:
     rules = []
     for i, item in enumerate(items):
         where = f"commands[{i}]"
-        if not isinstance(item, dict) or set(item) - {"word", "command", "run", "speaker"}:
-            raise _fail(path, where, "expected word (or command), run and optionally speaker", "see device/device.toml")
+        if not isinstance(item, dict) or set(item) - {"word", "command", "run", "speaker", "timeout_s"}:
+            raise _fail(path, where, "expected word (or command), run and optionally speaker and timeout_s",
+                        "see device/device.toml")
+        timeout_s = item.get("timeout_s", CommandRule.timeout_s)
+        if isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) or not 0 < timeout_s <= 3600:
+            raise _fail(path, f"{where}.timeout_s", f"must be a number of seconds in (0, 3600], got {timeout_s!r}",
+                        "the command is killed when it runs longer, e.g. timeout_s = 10")
         word, command, run, speaker = item.get("word"), item.get("command"), item.get("run"), item.get("speaker")
         if (word is None) == (command is None):
             raise _fail(path, where, "expected either word or command",
@@ -176,5 +182,6 @@ def _commands(path: Path, items: Any) -> list[CommandRule]:
             raise _fail(path, f"{where}.speaker", "command events do not say who spoke",
                         "bind the command's words to the voice instead: edge-meta device enroll-word WORD --user NAME --bind")
         rules.append(CommandRule(tuple(run), word=word.strip() if word else None,
-                                 command=command.strip() if command else None, speaker=speaker))
+                                 command=command.strip() if command else None, speaker=speaker,
+                                 timeout_s=float(timeout_s)))
     return rules

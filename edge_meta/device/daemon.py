@@ -7,8 +7,8 @@ Each detection becomes one JSON line on stdout, e.g.
 
 (``t``/``start_s``/``end_s``: seconds since the daemon started listening; ``time``: Unix time of the
 event), the same line goes to every client of the Unix socket, and a configured command for the word
-runs: an argument list started without a shell, given the event's JSON on its stdin, never the
-audio-derived strings on its command line. Logs are JSON lines on stderr. SIGTERM or SIGINT stop it
+runs (`edge_meta.device.hooks`): an argument list started without a shell, given the event's JSON on its
+stdin, never the audio-derived strings on its command line. Logs are JSON lines on stderr. SIGTERM or SIGINT stop it
 cleanly (socket removed, store closed, exit 0). A bad chunk of audio (NaN, a failed encoder call)
 is logged and skipped; detection carries on.
 """
@@ -19,7 +19,6 @@ import json
 import logging
 import signal
 import sqlite3
-import subprocess
 import sys
 import time
 from typing import TextIO
@@ -30,6 +29,7 @@ from edge_meta.device.commands import CommandProfile
 from edge_meta.device.config import CommandRule, DeviceConfig
 from edge_meta.device.detector import StreamingDetector
 from edge_meta.device.event_socket import EventSocket
+from edge_meta.device.hooks import Commands
 from edge_meta.device.listening import RepeatedErrors, enrolled_vocabulary, guarded_process, peak_rss_mb
 from edge_meta.device.runtime import Runtime
 from edge_meta.device.sources import AudioSource
@@ -37,42 +37,6 @@ from edge_meta.device.stdout_writer import StdoutWriter
 from edge_meta.errors import EdgeMetaError
 
 log = logging.getLogger("edge_meta.device")
-
-
-class Commands:
-    """Starts the configured command for an event and reaps finished ones (no zombies, no waiting)."""
-
-    def __init__(self, rules: list[CommandRule]) -> None:
-        self.rules = rules
-        self.running: list[tuple[subprocess.Popen, str]] = []
-
-    def run(self, event: dict) -> None:
-        for rule in self.rules:
-            if not rule.matches(event):
-                continue
-            try:
-                proc = subprocess.Popen(list(rule.run), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL, close_fds=True, start_new_session=True)
-            except OSError as exc:
-                log.error("command_failed", extra={"fields": {"word": rule.target, "run": rule.run, "error": str(exc)}})
-                continue
-            try:
-                proc.stdin.write((json.dumps(event) + "\n").encode())
-                proc.stdin.close()
-            except OSError:  # the command does not read its stdin: fine
-                pass
-            self.running.append((proc, rule.target))
-            log.info("command_started", extra={"fields": {"word": rule.target, "pid": proc.pid}})
-
-    def reap(self) -> None:
-        still = []
-        for proc, word in self.running:
-            code = proc.poll()
-            if code is None:
-                still.append((proc, word))
-            elif code != 0:
-                log.warning("command_exit", extra={"fields": {"word": word, "pid": proc.pid, "code": code}})
-        self.running = still
 
 
 def warn_unmatched(rules: list[CommandRule], words: list[tuple[str, str]], voices: list[str],
@@ -143,6 +107,7 @@ class Daemon:
             if sock is not None:
                 sock.close()
             stdout.close()
+            commands.stop()
             log.info("stopped", extra={"fields": {"reason": reason, "events": self.events, "hops": detector.hops,
                                                   "stdout_dropped": stdout.dropped,
                                                   "encoder_calls": detector.encoder_calls, "peak_rss_mb": peak_rss_mb(),
