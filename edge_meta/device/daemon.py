@@ -8,9 +8,10 @@ Each detection becomes one JSON line on stdout, e.g.
 (``t``/``start_s``/``end_s``: seconds since the daemon started listening; ``time``: Unix time of the
 event), the same line goes to every client of the Unix socket, and a configured command for the word
 runs (`edge_meta.device.hooks`): an argument list started without a shell, given the event's JSON on its
-stdin, never the audio-derived strings on its command line. Logs are JSON lines on stderr. SIGTERM or SIGINT stop it
-cleanly (socket removed, store closed, exit 0). A bad chunk of audio (NaN, a failed encoder call)
-is logged and skipped; detection carries on.
+stdin, never the audio-derived strings on its command line. Logs are JSON lines on stderr. SIGTERM,
+SIGINT or SIGQUIT stop it cleanly (socket removed, hooks ended, store and bundle closed, exit 0); SIGHUP
+re-reads the store, SIGUSR1/SIGUSR2 are logged. A bad chunk of audio (NaN, a failed encoder call) is
+logged and skipped; detection carries on.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ from edge_meta.device.stdout_writer import StdoutWriter
 from edge_meta.errors import EdgeMetaError
 
 log = logging.getLogger("edge_meta.device")
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)  # stop cleanly: socket, bundle copy, hooks, log
+NOTED_SIGNALS = (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)  # logged (SIGHUP: the store re-read), never fatal
 
 
 def warn_unmatched(rules: list[CommandRule], words: list[tuple[str, str]], voices: list[str],
@@ -63,11 +66,25 @@ class Daemon:
         self.rt, self.source, self.cfg = rt, source, config
         self.out = out if out is not None else sys.stdout  # None when started with stdout closed
         self.stop_signal: int | None = None
+        self.noted_signals: list[int] = []
         self.errors = RepeatedErrors()
         self.events = 0
 
     def _on_signal(self, signum: int, frame) -> None:
-        self.stop_signal = signum
+        if signum in STOP_SIGNALS:
+            self.stop_signal = signum
+        else:
+            self.noted_signals.append(signum)
+
+    def _note_signals(self) -> None:
+        """SIGHUP re-reads the store at the next block; SIGUSR1/2 are only logged. None of them ends the daemon
+        (their default would: without removing the socket, the extracted bundle or saying "stopped")."""
+        while self.noted_signals:
+            signum = self.noted_signals.pop(0)
+            if signum == signal.SIGHUP:
+                self.rt.store.forget_version()
+            log.info("signal", extra={"fields": {"signal": signal.Signals(signum).name, "action": (
+                "re-reading the store" if signum == signal.SIGHUP else "none (SIGTERM, SIGINT or SIGQUIT stop)")}})
 
     def run(self) -> int:
         vocab = enrolled_vocabulary(self.rt)
@@ -77,7 +94,7 @@ class Daemon:
         warn_unmatched(commands.rules, vocab.keys, vocab.voices, self.rt.store.command_profiles().values())
         sock = EventSocket(self.cfg.socket) if self.cfg.socket else None
         stdout = StdoutWriter(self.out)
-        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        previous = {s: signal.signal(s, self._on_signal) for s in STOP_SIGNALS + NOTED_SIGNALS}
         reason = "end of input"
         cpu_at_start = time.process_time()  # what listening costs, without the start-up before it
         try:
@@ -90,6 +107,7 @@ class Daemon:
                 if self.stop_signal is not None:
                     reason = signal.Signals(self.stop_signal).name
                     break
+                self._note_signals()
                 if self.rt.store.changed():
                     decoder = self._reload(detector, decoder)
                 for event in self._events(detector, decoder, guarded_process(detector, chunk, self.errors)):
