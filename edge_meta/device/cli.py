@@ -421,7 +421,8 @@ def add_device_parser(sub: argparse._SubParsersAction) -> None:
     w.add_argument("--lan", action="store_true", help="allow a --uri beyond loopback, e.g. tcp://0.0.0.0:10400")
     w.add_argument("--zeroconf", action="store_true", help="announce the service over mDNS for Home Assistant's "
                    "discovery (needs --lan and the zeroconf package)")
-    w.add_argument("--config", help="device.toml: [wyoming], [runtime], [detector] and [input] block_s apply; options here win")
+    w.add_argument("--config", help="device.toml: [wyoming], [runtime], [detector] and [input] block_s apply; "
+                   "options given here win")
     w.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     common(w)
     w.set_defaults(func=_wyoming)

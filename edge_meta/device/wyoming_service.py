@@ -14,9 +14,9 @@ Built on the `wyoming` package's own server (`AsyncTcpServer`, `AsyncEventHandle
 
 Clients are served together on one event loop, in turn (one encoder). A stream's audio reaches its detector in
 blocks of ``[input] block_s`` (0.2 s), like the daemon's microphone: fewer, larger calls cost less CPU than one
-per chunk (Home Assistant sends 64 ms), for at most one block more latency. A client
-that breaks the protocol (not JSON, a length over the limits, an audio format that cannot be converted) gets
-an ``error`` saying why and is dropped; one that vanishes is dropped; neither disturbs the others.
+per chunk of a few tens of ms, for at most one block more latency. A client that breaks the protocol (not
+JSON, a length over the limits, an audio format that cannot be converted) gets an ``error`` saying why and is
+dropped; one that vanishes is dropped; neither disturbs the others.
 Wyoming has no authentication: the default is loopback only, and binding elsewhere takes ``--lan``
 (SECURITY.md says what that exposes).
 """
@@ -44,8 +44,7 @@ from wyoming.wake import Detect, Detection, NotDetected
 
 from edge_meta import __version__
 from edge_meta.device.config import DeviceConfig
-from edge_meta.device.detector import DetectorConfig
-from edge_meta.device.detector import StreamingDetector
+from edge_meta.device.detector import DetectorConfig, StreamingDetector
 from edge_meta.device.listening import RepeatedErrors, enrolled_vocabulary, guarded_process, peak_rss_mb
 from edge_meta.device.runtime import Runtime
 from edge_meta.errors import ConfigError, EdgeMetaError
