@@ -188,14 +188,11 @@ class WakeService:
             self.errors("reload_failed", f"{type(exc).__name__}: {exc}")
 
     def info(self) -> Info:
-        """One wake program whose models are the enrolled words (a word several users enrolled is one model)."""
-        keys = self.rt.vocabulary()[0].keys
-        labels = sorted({label for label, _ in keys})
-        users = {label: sorted(u for lab, u in keys if lab == label and u) for label in labels}
-        models = [WakeModel(name=label, phrase=label, languages=[], attribution=ATTRIBUTION, installed=True,
-                            description="enrolled on this device" + (f" by {', '.join(users[label])}"
-                                                                      if users[label] else ""),
-                            version=self.rt.bundle.bundle_id) for label in labels]
+        """One wake program whose models are the enrolled words (a word several users enrolled is one model).
+        Home Assistant shows a model's description as its name: the word itself; the store keeps no language."""
+        labels = sorted({label for label, _ in self.rt.vocabulary()[0].keys})
+        models = [WakeModel(name=label, phrase=label, description=label, languages=[], attribution=ATTRIBUTION,
+                            installed=True, version=self.rt.bundle.bundle_id) for label in labels]
         program = WakeProgram(name="edge-meta", attribution=ATTRIBUTION, installed=True, version=__version__,
                               description="wake words learnt on the device from a few takes; says who spoke",
                               models=models)
