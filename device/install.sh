@@ -97,6 +97,8 @@ fi
 "$PYTHON" -m venv "$PREFIX/venv"
 "$PREFIX/venv/bin/python" -m pip install -q --upgrade pip
 "$PREFIX/venv/bin/python" -m pip install -q --upgrade "$SPEC"
+# pip keeps an installed edge-meta of the same version: replace it with this one (a rebuilt wheel, a pulled clone)
+"$PREFIX/venv/bin/python" -m pip install -q --force-reinstall --no-deps "${SPEC%%\[*}"
 
 # Self-check, away from any source tree (Python would import a clone's edge_meta/ from the current folder): the
 # installed runtime imports without torch, and finds the shipped sample's words in its recording.

@@ -43,17 +43,36 @@ def assert_installed(r: subprocess.CompletedProcess, venv: Path) -> None:
     assert Path(where.strip()).is_relative_to(venv)
 
 
-def test_install_from_a_clone(clone, tmp_path):
-    assert_installed(install(clone, tmp_path / "opt", "--venv-only"), tmp_path / "opt" / "venv")
-
-
-def test_install_from_a_built_wheel_keeps_the_device_extra(clone, tmp_path):
-    built = subprocess.run([sys.executable, "-m", "build", "--wheel", "--outdir", str(tmp_path / "dist"), str(clone)],
+@pytest.fixture(scope="module")
+def wheel(clone, tmp_path_factory) -> Path:
+    """The wheel `python -m build --wheel` makes of the clone."""
+    dist = tmp_path_factory.mktemp("dist")
+    built = subprocess.run([sys.executable, "-m", "build", "--wheel", "--outdir", str(dist), str(clone)],
                            capture_output=True, text=True, timeout=900)
     assert built.returncode == 0, built.stdout + built.stderr
-    (wheel,) = (tmp_path / "dist").glob("edge_meta-*-py3-none-any.whl")
-    r = install(clone, tmp_path / "opt", "--venv-only", EDGE_META_SPEC=str(wheel))
-    assert_installed(r, tmp_path / "opt" / "venv")
+    (path,) = dist.glob("edge_meta-*-py3-none-any.whl")
+    return path
+
+
+def installed_from(venv: Path) -> str:
+    """Where pip took the venv's edge-meta from (its direct_url.json)."""
+    return subprocess.run([str(venv / "bin" / "python"), "-c", "import importlib.metadata as m; "
+                           "print(m.distribution('edge-meta').read_text('direct_url.json'))"],
+                          capture_output=True, text=True, check=True, cwd=venv).stdout
+
+
+def test_install_from_a_clone_and_rerun_from_a_wheel(clone, wheel, tmp_path):
+    """From the clone; then rerun with the wheel of the same version, which replaces it (pip alone keeps an
+    installed version, so a rebuilt wheel would have changed nothing)."""
+    venv = tmp_path / "opt" / "venv"
+    assert_installed(install(clone, tmp_path / "opt", "--venv-only"), venv)
+    assert f'"url": "{clone.as_uri()}"' in installed_from(venv)
+    assert_installed(install(clone, tmp_path / "opt", "--venv-only", EDGE_META_SPEC=str(wheel)), venv)
+    assert f'"url": "{wheel.as_uri()}"' in installed_from(venv)
+
+
+def test_install_from_a_built_wheel_keeps_the_device_extra(clone, wheel, tmp_path):
+    assert_installed(install(clone, tmp_path / "opt", "--venv-only", EDGE_META_SPEC=str(wheel)), tmp_path / "opt" / "venv")
 
 
 @pytest.mark.parametrize("service, command", [("daemon", "device run"), ("wyoming", "device wyoming")])
