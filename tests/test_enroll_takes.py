@@ -105,8 +105,8 @@ def test_takes_that_disagree_never_lower_the_threshold_silently(gsc_dir, tmp_pat
 def test_the_template_check_keeps_filtering_when_takes_come_from_several_voices(gsc_dir):
     """With each word's takes from five speakers the scale grew with the voices' spread: the check passed 83% of
     other words said by others here (and 92% of the word by further speakers), next to no filtering. Bounded by
-    what one speaker's takes give, it rejects at least a third of the other words (45% here; the word: 72%
-    pass at no encoder margin), and still passes the word more often than other words."""
+    the largest scale one speaker's takes give, it rejects at least a quarter of the other words (35% here; the
+    word: 80% pass at no encoder margin), and still passes the word more often than other words."""
     words = ("go", "no", "yes", "left", "right", "up")
     by_word = {w: sorted((gsc_dir / w).glob("*_nohash_0.flac")) for w in words}
     rng = np.random.default_rng(1)
@@ -120,7 +120,7 @@ def test_the_template_check_keeps_filtering_when_takes_come_from_several_voices(
                 if o != w:
                     other += [v.accepts(0, stream_frames(rt, read_audio(p, announce=False)), 0.0)
                               for p in [by_word[o][i] for i in rng.permutation(len(by_word[o]))[:2]]]
-    assert np.mean(other) <= 2 / 3
+    assert np.mean(other) <= 3 / 4
     assert np.mean(own) > np.mean(other)
 
 

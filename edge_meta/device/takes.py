@@ -1,4 +1,4 @@
-"""What a keyword take becomes before it is embedded or made a template: its spoken part, at a fixed level.
+"""What a keyword take becomes before it is embedded or made a template: levelled, and its word found in it.
 
 A take from a file or the microphone holds the word somewhere, at some level, with silence, breath or a
 click around it. Two things about that must not change what is enrolled:
@@ -6,9 +6,9 @@ click around it. Two things about that must not change what is enrolled:
   peaking at -45 dBFS kept just its loudest 10 dB (the vowel) and lost the consonants around it. Each take is
   first scaled so its loudest 20 ms frame sits at ``REFERENCE_DBFS``; the VAD's 30 dB below the loudest frame
   then decides alone, as it does for any take recorded louder than -25 dBFS (those are unchanged);
-- what surrounds the word: the model window is taken from the spoken part (centred on it when it fits, else
-  the window holding the most speech frames), not from the loudest second of the whole file, which a click
-  or the sound after the word could win.
+- what surrounds the word: the model window is centred on the middle of the take's speech frames, not
+  taken as the loudest second of the whole file, which a click or the sound after the word could win. The
+  take's own sound around the word stays in the window, as a stream has it.
 """
 
 from __future__ import annotations
@@ -35,11 +35,11 @@ def spoken_part(x: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
 
 
 def word_window(x: np.ndarray, n: int, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """The ``n``-sample model window of a take: its spoken part, placed so that the middle of its speech frames
-    (their median, which a click or a breath barely moves) is the middle of the window, zero-padded."""
-    part = spoken_part(x, sample_rate)
-    active = np.flatnonzero(active_speech(part, sample_rate))
+    """The ``n``-sample model window of a take, centred on the middle of its speech frames (their median, which
+    a click or a breath barely moves), with the take's own sound around the word, as a stream has it
+    (zero-padded only past the take's ends)."""
+    active = np.flatnonzero(active_speech(level_normalised(x, sample_rate), sample_rate))
     frame = int(FRAME_S * sample_rate)
-    centre = int((np.median(active) + 0.5) * frame) if len(active) else len(part) // 2
-    start = n + centre - n // 2  # in the part padded by n either side
-    return np.pad(part, (n, n))[start : start + n].astype(np.float32)
+    centre = int((np.median(active) + 0.5) * frame) if len(active) else len(x) // 2
+    start = n + centre - n // 2  # in the take padded by n either side
+    return np.pad(x, (n, n))[start : start + n].astype(np.float32)
