@@ -262,6 +262,37 @@ def test_a_bad_client_gets_an_error_and_is_dropped_while_others_go_on(service, d
     assert service.proc.poll() is None
 
 
+def test_streams_beyond_the_limit_are_refused_and_the_open_ones_go_on(service):
+    """A client cannot make the service hold a detector per connection without end."""
+    from edge_meta.device.wyoming_service import MAX_STREAMS
+
+    start = b'{"type": "audio-start", "data": {"rate": 16000, "width": 2, "channels": 1}}\n'
+    ping = b'{"type": "ping", "data": {"text": "still here"}}\n'
+
+    async def main():
+        opened = [await asyncio.open_connection("127.0.0.1", service.port) for _ in range(MAX_STREAMS)]
+        for _, writer in opened:
+            writer.write(start + ping)
+        pongs = [json.loads(await reader.readline()) for reader, _ in opened]
+        refused = await raw_exchange(service.port, start)
+        closed = sum(e["event"] == "wyoming_client_closed" for e in service.logs)
+        for _, writer in opened[1:]:
+            writer.close()
+        while sum(e["event"] == "wyoming_client_closed" for e in service.logs) < closed + MAX_STREAMS - 1:
+            await asyncio.sleep(0.05)  # until the service has seen them go
+        reader, writer = await asyncio.open_connection("127.0.0.1", service.port)
+        writer.write(start + ping)
+        answered = json.loads(await reader.readline())  # room again
+        writer.close()
+        opened[0][1].close()
+        return pongs, refused, answered
+
+    pongs, refused, answered = asyncio.run(asyncio.wait_for(main(), 120))
+    assert [p["type"] for p in pongs] == ["pong"] * MAX_STREAMS
+    assert [h["type"] for h in refused] == ["error"] and "busy" in refused[0]["data"]["text"]
+    assert answered["type"] == "pong"
+
+
 def test_a_client_that_vanishes_mid_stream_is_dropped_and_the_others_go_on(service, enrolled):
     _, audio, _ = enrolled
 

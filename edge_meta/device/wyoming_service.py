@@ -55,6 +55,7 @@ MAX_HEADER = 2**16  # bytes of one event's JSON header line (asyncio's default s
 MAX_DATA = 2**16  # bytes of an event's JSON data
 MAX_PAYLOAD = 2**20  # bytes of an event's payload: 1 MiB is over 5 s of 48 kHz stereo 16-bit audio
 MAX_RATE, MAX_CHANNELS, WIDTHS = 192_000, 32, (1, 2, 3, 4)
+MAX_STREAMS = 16  # open at once: a household's satellites, not whatever a client on the LAN asks for
 
 
 class ClientError(Exception):
@@ -277,6 +278,8 @@ class WakeHandler(AsyncEventHandler):
     def _start(self, fmt: tuple[int, int, int], timestamp: object) -> Stream:
         if self.stream is not None:  # a new audio-start: the stream before it ends unfinished
             self.service.streams.discard(self.stream)
+        if len(self.service.streams) >= MAX_STREAMS:  # each holds a detector: frames, and the words' templates
+            raise ClientError(f"busy: {MAX_STREAMS} audio streams are open already")
         rt = self.service.rt
         detector = rt.detector(self.service.config)  # the store as it is now: words enrolled since are heard
         base = timestamp if isinstance(timestamp, int) and not isinstance(timestamp, bool) else None
