@@ -423,3 +423,11 @@ def test_zeroconf_announces_the_service_to_home_assistant_discovery(enrolled):
         assert service.port in ports
     finally:
         assert service.stop() == 0
+
+
+def test_a_port_in_use_is_a_one_line_error(service, enrolled):
+    r = subprocess.run([sys.executable, "-m", "edge_meta.cli", "device", "wyoming", "--uri",
+                        f"tcp://127.0.0.1:{service.port}", "--store", str(enrolled[0])],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "cannot listen" in r.stderr and "Traceback" not in r.stderr
+    assert service.proc.poll() is None
