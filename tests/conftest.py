@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+import edge_meta  # noqa: F401,E402 - first, so that onnxruntime's telemetry is off in every test (edge_meta/__init__.py)
+
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
