@@ -144,3 +144,17 @@ def test_nothing_to_train_is_a_clear_error(tmp_path, small_corpus):
     cfg.speaker.weight = 0.0
     with pytest.raises(ConfigError, match="nothing to train"):
         Trainer(cfg, progress=False)
+
+
+def test_a_voice_run_is_validated_and_kept_on_its_voices_alone(tmp_path, small_corpus):
+    """With no word loss, the untrained word projection's accuracy must not pick the best checkpoint."""
+    cfg = config(tmp_path / "v", small_corpus, {"speaker_teacher": "ge2e", "batch": 8}, steps=2)
+    cfg.episodes.weight = 0.0
+    trainer = Trainer(cfg, progress=False)
+    trainer.prepare_data()
+    assert trainer.trained() == {"speaker"}
+    assert not [k for k in trainer.validate() if "way" in k]  # no word accuracy
+    both = Trainer(config(tmp_path / "b", small_corpus), progress=False)
+    both.prepare_data()
+    assert both.trained() == {"word", "speaker"}
+    assert [k for k in both.validate() if "way" in k]  # the same held-out clips do give one

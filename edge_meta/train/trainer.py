@@ -283,19 +283,25 @@ class Trainer:
         self.step += 1
         return float(word_loss), accuracy
 
+    def trained(self) -> set[str]:
+        """The projections some loss of this run teaches: validation measures (and best.pt is chosen on) those."""
+        teachers = self.cfg.distill.teachers
+        return ({"word"} if self.cfg.episodes.weight > 0 or "word" in teachers else set()) | \
+            ({"speaker"} if self.speaker or "speaker" in teachers else set())
+
     def validate(self) -> dict[str, float]:
         v = self.cfg.validation
         if len(self.val.clips) == 0:
             return {}
-        emb = embed_all(self.learner.encoder, self.frontend, self.val, self.device)
         scores = {}
-        for k in v.shots:
+        emb = embed_all(self.learner.encoder, self.frontend, self.val, self.device) if "word" in self.trained() else None
+        for k in v.shots if emb is not None else ():
             try:
                 scores[f"val_{v.n_way}way_{k}shot"] = fewshot_accuracy(
                     emb, self.val.labels, self.val.speakers, v.n_way, k, v.q_query, v.episodes, seed=1234).mean
             except ValueError:
                 continue  # too few held-out clips for this shot count
-        if self.speaker:
+        if "speaker" in self.trained():
             voices = embed_all(self.learner.encoder, self.frontend, self.val, self.device, projection="speaker")
             try:
                 scores["val_speaker_1-eer"] = 1.0 - speaker_eer(voices, self.val.labels, self.val.speakers,
