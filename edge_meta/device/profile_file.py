@@ -31,7 +31,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import numpy as np
 
@@ -41,6 +41,7 @@ from edge_meta.device.store import ProfileStore, from_pcm16
 from edge_meta.errors import StoreError
 
 FORMAT = "edge-meta-profile"
+T = TypeVar("T")
 VERSION = 1
 MAX_BYTES = 64 << 20  # ~300 words of five 1 s takes; json.loads holds ~5x the file (a 500 MB one: MemoryError)
 
@@ -201,25 +202,25 @@ def read_profile(path: str | Path) -> Profile:
         raise StoreError(f"{path}: invalid profile file ({exc})",
                          "export it again with `edge-meta device export-profile`; nothing was imported") from None
     profile = Profile(path, [])
-    for i, u in enumerate(doc["users"]):
-        _entry(profile, f"users[{i}]", lambda: profile.users.append(_name(u, f"users[{i}]", "user name")))
-    profile.users = list(dict.fromkeys(profile.users))  # NFC spellings of one name are one user
-    for i, w in enumerate(doc["words"]):
-        _entry(profile, f"words[{i}]", lambda: profile.words.append(_parse_word(w, f"words[{i}]", profile.users)))
-    for i, v in enumerate(doc["voices"]):
-        _entry(profile, f"voices[{i}]", lambda: profile.voices.append(_parse_voice(v, f"voices[{i}]", profile.users)))
-    for i, c in enumerate(doc.get("commands", [])):
-        _entry(profile, f"commands[{i}]", lambda: profile.commands.update([_parse_command(c, f"commands[{i}]",
-                                                                                          profile.users)]))
+    users = [_entry(profile, _name, u, f"users[{i}]", "user name") for i, u in enumerate(doc["users"])]
+    profile.users = list(dict.fromkeys(u for u in users if u is not None))  # NFC spellings of one name: one user
+    words = [_entry(profile, _parse_word, w, f"words[{i}]", profile.users) for i, w in enumerate(doc["words"])]
+    voices = [_entry(profile, _parse_voice, v, f"voices[{i}]", profile.users) for i, v in enumerate(doc["voices"])]
+    commands = [_entry(profile, _parse_command, c, f"commands[{i}]", profile.users)
+                for i, c in enumerate(doc.get("commands", []))]
+    profile.words = [w for w in words if w is not None]
+    profile.voices = [v for v in voices if v is not None]
+    profile.commands = dict(c for c in commands if c is not None)
     return profile
 
 
-def _entry(profile: Profile, where: str, parse) -> None:
-    """Run one entry's parser; a bad entry is recorded in ``profile.rejected`` and the others go on."""
+def _entry(profile: Profile, parse: Callable[..., T], *args: Any) -> T | None:
+    """One entry parsed, or None with the reason recorded in ``profile.rejected``: the other entries go on."""
     try:
-        parse()
+        return parse(*args)
     except _Invalid as exc:
         profile.rejected.append(str(exc))
+        return None
 
 
 def _declared(name: str, users: list[str], where: str) -> str:
