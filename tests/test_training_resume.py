@@ -154,7 +154,9 @@ def test_a_voice_run_is_validated_and_kept_on_its_voices_alone(tmp_path, small_c
     trainer.prepare_data()
     assert trainer.trained() == {"speaker"}
     assert not [k for k in trainer.validate() if "way" in k]  # no word accuracy
-    both = Trainer(config(tmp_path / "b", small_corpus), progress=False)
+    cfg = config(tmp_path / "b", small_corpus)
+    cfg.validation.n_way, cfg.validation.q_query = 2, 1
+    both = Trainer(cfg, progress=False)
     both.prepare_data()
     assert both.trained() == {"word", "speaker"}
     assert [k for k in both.validate() if "way" in k]  # the same held-out clips do give one
