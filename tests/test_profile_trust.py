@@ -175,3 +175,15 @@ def test_every_accepted_edge_value_survives_export_and_import(tmp_path, fsdd_dir
         rt.import_profile(profile)
         assert {w.key: (w.false_accept, len(w.embeddings)) for w in rt.store.words()} == enrolled
         assert [v.user for v in rt.store.voices()] == ["u" * MAX_NAME]
+
+
+def test_a_name_typed_in_another_normal_form_finds_the_same_user(tmp_path, fsdd_dir):
+    """Names are NFC at every door: remove, forget-user and export --user find what enrollment stored."""
+    nfd, nfc = unicodedata.normalize("NFD", "zoë"), unicodedata.normalize("NFC", "zoë")
+    with Runtime.open(store=tmp_path / "p.db") as rt:
+        rt.enroll_word("four", takes(fsdd_dir, 4, "theo", range(3)), user=nfc)
+        rt.enroll_word("six", takes(fsdd_dir, 6, "theo", range(3)), user=nfc)
+        assert export_profile(rt.store, tmp_path / "zoe.json", user=nfd)["words"] == 2
+        rt.remove_word("four", nfd)
+        assert rt.forget_user(nfd)["words"] == 1
+        assert rt.store.words() == []

@@ -53,6 +53,7 @@ def _b64(data: bytes) -> str:
 def export_profile(store: ProfileStore, path: str | Path, user: str | None = None) -> dict[str, int]:
     """Write the store (or one user's part of it: their words, shared words bound to them, their voice) to ``path``,
     created 0600."""
+    user = None if user is None else check_name(user, "user name")  # as enrollment stored it (NFC)
     usable = {w.key for w in store.words()}  # a damaged row is left out, as everywhere (the store warns)
     rows = store.db.execute("SELECT id, label, user, speaker, threshold, false_accept FROM words ORDER BY label, user")
     words = []
