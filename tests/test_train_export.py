@@ -1,6 +1,8 @@
 """Workstation chain on real clips: meta-train a tiny encoder, export it, open the bundle on the 'device'."""
 
+import copy
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -56,11 +58,14 @@ def test_training_writes_checkpoints_logs_and_the_loss_falls(tiny_run):
     assert len(events.Scalars("train/loss")) == 60 and len(events.Scalars("val/val_5way_1shot")) == 2
 
 
-def test_resume_continues_from_the_last_checkpoint(tiny_run):
+def test_resume_continues_from_the_last_checkpoint(tiny_run, tmp_path):
+    """On a copy of the run: the module's other tests read its checkpoints and log in any order."""
     cfg, _, _, out = tiny_run
+    cfg = copy.deepcopy(cfg)
+    cfg.out = str(shutil.copytree(out, tmp_path / "run"))
     cfg.optim.steps = 64
     t = Trainer(cfg, progress=False)
-    t.resume(out / "last.pt")
+    t.resume(tmp_path / "run" / "last.pt")
     assert t.step == 60
     t.run()
     assert t.step == 64
