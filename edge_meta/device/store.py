@@ -490,18 +490,19 @@ class ProfileStore:
             return None
 
     def _embeddings(self, table: str, owner: str, owner_id: int) -> tuple[np.ndarray, list[str]]:
-        rows = self.db.execute(f"SELECT embedding, bundle_id, audio FROM {table} WHERE {owner} = ? ORDER BY id",
-                               (owner_id,)).fetchall()
-        sizes = sorted({len(e) if isinstance(e, bytes) else -1 for e, _, _ in rows})
+        rows = self.db.execute(  # the audio's type and length only: reading every recording here would be slow
+            f"SELECT embedding, bundle_id, typeof(audio), length(audio) FROM {table} WHERE {owner} = ? ORDER BY id",
+            (owner_id,)).fetchall()
+        sizes = sorted({len(e) if isinstance(e, bytes) else -1 for e, *_ in rows})
         if len(sizes) != 1 or sizes[0] <= 0 or sizes[0] % 4:
             raise _Damaged(f"takes with embeddings of {sizes} bytes" if rows else "no takes")
-        if any(not isinstance(b, str) for _, b, _ in rows) or any(
-                a is not None and (not isinstance(a, bytes) or len(a) % 2) for _, _, a in rows):
+        if any(not isinstance(b, str) or kind not in ("blob", "null") or (kind == "blob" and n % 2)
+               for _, b, kind, n in rows):
             raise _Damaged("a take with a bad bundle id or audio")
-        emb = np.stack([np.frombuffer(e, dtype="<f4").astype(np.float32) for e, _, _ in rows])
+        emb = np.stack([np.frombuffer(e, dtype="<f4").astype(np.float32) for e, *_ in rows])
         if not np.all(np.isfinite(emb)):
             raise _Damaged("NaN or infinite embedding values")
-        return emb, [b for _, b, _ in rows]
+        return emb, [b for _, b, *_ in rows]
 
     def takes_audio(self, label: str, user: str = "") -> list[np.ndarray]:
         rows = self.db.execute(
