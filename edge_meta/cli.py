@@ -197,7 +197,7 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 
 EXTRA_FOR = {"train": "train", "pair": "train", "synth": "train", "bench": "train", "export": "export",
-             "demo": "device", "device": "device"}  # the pyproject extra each command's imports come from
+             "data": "data", "demo": "device", "device": "device"}  # the pyproject extra each command's imports come from
 
 
 def missing_extra(command: str, module: str) -> ConfigError:
