@@ -230,3 +230,15 @@ def test_detect_takes_the_daemons_config(takes, fsdd_dir, tmp_path):
     assert np.any(np.diff(default) < 10.0)
     _refused(edge_meta("device", "detect", tmp_path / "stream.wav", "--store", store, "--config", tmp_path / "no.toml"),
              "no such config file")
+
+
+@pytest.mark.parametrize("args, needle", [(["--takes", "51"], "51 takes given"),
+                                          (["--false-accept", "1e-7"], "false-accept target 1e-07 is out of range"),
+                                          (["--takes", "0"], "0 takes given")])
+def test_what_enrollment_refuses_is_refused_before_anyone_is_asked_to_speak(tmp_path, takes, args, needle):
+    """A prompted enrollment with 51 takes used to ask for all 51, then be refused."""
+    recording = tmp_path / "takes.wav"
+    sf.write(recording, np.concatenate([sf.read(t)[0] for t in takes]), 8000)
+    r = edge_meta("device", "enroll-word", "six", "--input", recording, *args, "--store", tmp_path / "p.db")
+    _refused(r, needle)
+    assert "Say" not in r.stdout

@@ -104,7 +104,19 @@ def _prompter(rt, args: argparse.Namespace):
     return Prompter(rt, source, sys.stdout, tone=tone)
 
 
+def _refuse_before_prompting(args: argparse.Namespace, name: str, what: str) -> None:
+    """Enrollment's own checks of the name, target and take count, made before anyone is asked to speak: made
+    only by the runtime, they would refuse 51 takes after all 51 were recorded."""
+    from edge_meta.device.limits import check_false_accept, check_name, check_take_count
+
+    check_name(name, what)
+    check_false_accept(args.false_accept)
+    if not args.takes_from:
+        check_take_count(args.takes, repr(name))
+
+
 def _enroll_word(args: argparse.Namespace) -> int:
+    _refuse_before_prompting(args, args.word, "word")
     with _open(args) as rt:
         if args.takes_from:
             takes = args.takes_from
@@ -139,6 +151,7 @@ def _enroll_word(args: argparse.Namespace) -> int:
 
 
 def _enroll_voice(args: argparse.Namespace) -> int:
+    _refuse_before_prompting(args, args.user, "user name")
     with _open(args) as rt:
         if args.takes_from:
             takes = args.takes_from
