@@ -8,10 +8,10 @@ threshold. The threshold is capped just below what the word's own takes score wh
 of the fit, so a word whose takes vary is still detectable; a cap below the safe threshold lets more
 background through than the target (``capped``, with the share measured in ``background_rate``), so
 enrollment refuses it unless forced, and says so when forced. A minority of takes that each score,
-against the others, below the background bank's score at the target are ``odd``: to the word they
-sound like background (another word, or mostly noise; on FSDD all 300 takes of 60 one-speaker words
-score above it). When most takes do, the takes simply disagree (several voices, say) and no one of
-them is to blame.
+against the others, lower than a tenth of the background bank does are ``odd``: to the word they
+sound like background (another word, or mostly noise), by the same rule the prompts use for a retake
+(`UNLIKE_QUANTILE`). When most takes do, the takes simply disagree (several voices, say) and no one
+of them is to blame.
 
 Heads whose scores are probabilities over the enrolled words (memory, Meta Networks, SNAIL) cannot
 reject an unknown window by themselves (with one word enrolled every window scores 1): they are
@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 LOO_MARGIN = 0.02  # the threshold stays this far below the median leave-one-out score
+UNLIKE_QUANTILE = 0.9  # a take scoring below this share of the background bank is "unlike the others"
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ class Calibration:
     safe_threshold: float  # the lowest threshold the target allows: max(bundle floor, background_score)
     background_rate: float  # share of the background bank that scores at or above ``threshold``
     take_scores: tuple[float, ...]  # each take's leave-one-out score
-    odd: tuple[int, ...]  # a minority of takes whose leave-one-out score is below ``background_score``
+    odd: tuple[int, ...]  # a minority of takes that score, left out, below a tenth of the background bank
 
     @property
     def capped(self) -> bool:
@@ -50,16 +51,17 @@ def calibrate(head, takes: dict[str, np.ndarray], key: str, background: np.ndarr
     """Threshold for ``takes[key]`` with ``head`` fitted on all of ``takes`` (``head`` is refitted here)."""
     column = list(takes).index(key)
     own = np.asarray(takes[key], dtype=np.float32)
-    loo = []
+    loo, odd = [], []
     if len(own) > 1:
         for i in range(len(own)):
             head.fit({**takes, key: np.delete(own, i, axis=0)})
             loo.append(float(head.scores(own[i : i + 1])[0, column]))
+            if len(background) and loo[-1] < np.quantile(head.scores(background)[:, column], UNLIKE_QUANTILE):
+                odd.append(i)
     head.fit(takes)
     scores = head.scores(background)[:, column] if len(background) else np.zeros(0)
     background_score = float(np.quantile(scores, 1.0 - false_accept)) if len(scores) else floor
     safe = max(floor, background_score)
-    odd = [i for i, score in enumerate(loo) if len(scores) and score < background_score]
     threshold = min(safe, float(np.median(loo)) - LOO_MARGIN) if loo else safe
     return Calibration(threshold=float(threshold), background_score=background_score,
                        consistency=min(loo) if loo else None, held_out=float(np.median(loo)) if loo else None,

@@ -28,7 +28,7 @@ from edge_meta.bundle import REBUILD_HINT, Bundle
 from edge_meta.device.backends import EncoderBackend, open_backend
 from edge_meta.commands.decoding import ChannelModel, CommandDecoder
 from edge_meta.commands.grammar import words_of
-from edge_meta.device.calibration import Calibration, calibrate, calibrate_all
+from edge_meta.device.calibration import UNLIKE_QUANTILE, Calibration, calibrate, calibrate_all
 from edge_meta.device.commands import CommandModel, CommandProfile
 from edge_meta.device.detector import Detection, DetectorConfig, StreamingDetector
 from edge_meta.device.heads import HEADS, PrototypeHead
@@ -47,7 +47,6 @@ from edge_meta.metrics import unit
 from edge_meta.resources import default_bundle_path
 
 Clip = np.ndarray | str | Path
-UNLIKE_QUANTILE = 0.9  # a take scoring below this share of the background bank is "unlike the others"
 
 
 class SpeakerFallbackWarning(UserWarning):
@@ -78,9 +77,8 @@ def _refuse_disagreeing(label: str, c: Calibration, names: list[str]) -> None:
     """AudioError naming the odd take, or saying the takes disagree, when ``c`` could not keep its target."""
     if c.odd:
         i = min(c.odd, key=lambda k: c.take_scores[k])
-        raise AudioError(f"{names[i]}: is unlike the other takes of {label!r} (similarity {c.take_scores[i]:.3f}; "
-                         f"below {c.background_score:.3f}, where the top {c.false_accept:.0%} of background speech scores): "
-                         "another word, or noise?",
+        raise AudioError(f"{names[i]}: is unlike the other takes of {label!r} (similarity {c.take_scores[i]:.3f}: "
+                         "one in ten background clips scores higher): another word, or noise?",
                          "record it again or leave it out; if it is the word, add --force to enroll it anyway")
     if c.capped:
         raise AudioError(f"the takes of {label!r} disagree (each scored against the others: median {c.held_out:.3f}): "
