@@ -39,8 +39,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.device:
         cfg.device = args.device
     trainer = Trainer(cfg, progress=not args.quiet)
-    resume = Path(cfg.out) / "last.pt"
-    if args.resume and resume.exists():
+    resume = Path(cfg.out) / "last.pt" if args.resume is True else Path(args.resume or "")
+    if args.resume and args.resume is not True and not resume.is_file():
+        raise ConfigError(f"{resume}: no checkpoint to resume from", "give a last.pt written by `edge-meta train`")
+    if args.resume and resume.is_file():
         trainer.resume(resume)
         print(f"resuming from {resume} at step {trainer.step}")
     best = trainer.run(max_minutes=args.max_minutes)
@@ -123,8 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", help="run directory (overrides the config's 'out')")
     t.add_argument("--steps", type=int, help="number of meta-training episodes (overrides the config)")
     t.add_argument("--device", help="'auto', 'cpu' or 'cuda[:N]' (overrides the config)")
-    t.add_argument("--resume", action="store_true",
-                   help="continue exactly from OUT/last.pt if it exists (weights, optimizer, schedule, samplers, RNG)")
+    t.add_argument("--resume", nargs="?", const=True, metavar="CKPT",
+                   help="continue exactly (weights, optimizer, schedule, samplers, RNG) from OUT/last.pt if it exists, "
+                        "or from CKPT, e.g. a committed export/checkpoints/<recipe>/last.pt on a new machine")
     t.add_argument("--max-minutes", type=float, metavar="M",
                    help="stop cleanly after M minutes, writing OUT/last.pt; rerun with --resume to go on "
                         "(a long run as a series of pieces)")

@@ -160,3 +160,12 @@ def test_a_voice_run_is_validated_and_kept_on_its_voices_alone(tmp_path, small_c
     both.prepare_data()
     assert both.trained() == {"word", "speaker"}
     assert [k for k in both.validate() if "way" in k]  # the same held-out clips do give one
+
+
+def test_resuming_from_a_checkpoint_that_is_not_there_is_a_clear_error(tmp_path, capsys):
+    from edge_meta.cli import main
+
+    code = main(["train", "--config", "export/recipes/word_distil.toml", "--out", str(tmp_path / "run"),
+                 "--resume", str(tmp_path / "lost.pt")])
+    err = capsys.readouterr().err
+    assert code == 2 and "lost.pt: no checkpoint to resume from" in err and "Traceback" not in err
