@@ -76,14 +76,26 @@ def build_stream(speaker: str, keywords: list[int], fsdd: Path, others: list[Pat
         loaded.append((Path(p).parent.name, x, False, words))
         budget -= len(x) / SR + 0.75  # the clip and its mean pause
     loaded += [("<noise>", read_audio(p, announce=False), False, noises) for p in rng.choice(noise, size=len(loaded) // 15)]
-    parts, truth, t = [], [], 0.0
-    for i in rng.permutation(len(loaded)):
-        word, x, keyword, source = loaded[i]
+
+    def quiet_noise(word: str, x: np.ndarray) -> np.ndarray:
         if word == "<noise>" and len(x) > 5 * SR:  # a stretch of a long background recording
             start = rng.integers(0, len(x) - 5 * SR)
             x = x[start : start + int(rng.uniform(2, 5) * SR)]
         if word == "<noise>":
             x = x * (10 ** (rng.uniform(-30, -15) / 20) / (np.sqrt(np.mean(x**2)) + 1e-9))
+        return x
+
+    return lay_out(loaded, rng, quiet_noise)
+
+
+def lay_out(segments: list[tuple[str, np.ndarray, bool, str]], rng: np.random.Generator,
+            prepare: Callable[[str, np.ndarray], np.ndarray] = lambda word, x: x) -> tuple[np.ndarray, list[dict]]:
+    """(audio, truth) of (word, audio, keyword, source) segments in a seeded order, each passed through ``prepare``
+    and followed by 0.3-1.2 s of quiet room noise; truth rows are {"word", "start_s", "end_s", "keyword", "source"}."""
+    parts, truth, t = [], [], 0.0
+    for i in rng.permutation(len(segments)):
+        word, x, keyword, source = segments[i]
+        x = prepare(word, x)
         gap = (3e-4 * rng.standard_normal(int(rng.uniform(0.3, 1.2) * SR))).astype(np.float32)
         truth.append({"word": word, "start_s": t, "end_s": t + len(x) / SR, "keyword": keyword, "source": source})
         parts += [x.astype(np.float32), gap]
@@ -143,6 +155,14 @@ def enrollment_takes(fsdd: Path, speaker: str, digit: int) -> list[np.ndarray]:
     return [read_audio(fsdd / "recordings" / f"{digit}_{speaker}_{t}.wav", announce=False) for t in range(5)]
 
 
+def record_hops(det, audio: np.ndarray) -> list:
+    """Every hop's scores over ``audio`` and the silence that flushes its last word, fed in 0.1 s blocks."""
+    every = []
+    for i in range(0, len(audio), 1600):
+        every += det.hop_scores(audio[i : i + 1600])
+    return every + det.hop_scores(np.zeros(det.lead + det.hop, np.float32))
+
+
 def template_ratios(rt: Runtime, det, audio: np.ndarray, verifier=None) -> Callable[[int, int], float]:
     """The detector's template check (or ``verifier``'s) replayed offline: the ratio of word w at the hop ending
     at sample b, from the same frames the detector sees there (the stream's log-mel with its lead and flush
@@ -187,10 +207,7 @@ def run(args: argparse.Namespace) -> dict:
                 rt.enroll_word(str(d), enrollment_takes(fsdd, speaker, d), user=speaker)
             det = rt.detector(cfg)
             vocab = det.scorer.vocabulary
-            every = []
-            for i in range(0, len(audio), 1600):
-                every += det.hop_scores(audio[i : i + 1600])
-            every += det.hop_scores(np.zeros(det.lead + det.hop, np.float32))
+            every = record_hops(det, audio)
             held = {h: Hold(vocab.thresholds, *h).replay(every) for h in holds}  # what the live detector scores
             for h, hops in held.items():
                 encoded[h][0] += sum(not (x.gated or x.held) for x in hops)

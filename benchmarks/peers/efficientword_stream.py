@@ -90,12 +90,12 @@ def score(audio: np.ndarray, takes: dict[str, list[np.ndarray]], options: dict[s
         scores[i] = [d.scoreVector(vec) for d in detectors]
         if i in busy:
             frames[i] = frame.copy()
-    multi = MultiHotwordDetector(detectors, model=model)
+    multi = MultiHotwordDetector(detectors, model=model) if len(detectors) > 1 else None  # it refuses a single word
     steps = sorted(frames)
     return {"ends_s": (np.arange(n_steps) + 1) * slide_s, "gated": gated, "scores": scores,
             "labels": np.array([d.hotword for d in detectors]), "window_s": window_s,
             "latency_ms": median_ms(lambda s: [d.scoreFrame(frames[s], unsafe=True) for d in detectors], steps),
-            "best_match_ms": median_ms(lambda s: multi.findBestMatch(frames[s]), steps),
+            "best_match_ms": median_ms(lambda s: multi.findBestMatch(frames[s]), steps) if multi else float("nan"),
             "info": {"package": f"efficientword-net {importlib.metadata.version('efficientword-net')}",
                      "window_s": window_s, "slide_s": slide_s, "model": "resnet_50_arc (ONNX, fp32)",
                      "step_work": f"scoreFrame of {len(detectors)} detectors = {len(detectors)} embeddings; "
