@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
-from edge_meta.bundle import Bundle
+from edge_meta.bundle import Bundle, sha256_file
 from edge_meta.corpora import ENGLISH_EVAL_WORDS, load_clips, read_corpus
 from edge_meta.device.backends import open_backend
 from edge_meta.frontend import LogMel
@@ -86,6 +86,8 @@ def test_export_round_trip_on_real_clips(tiny_run, gsc_dir, tmp_path):
     assert set(b.manifest["files"]) == expected
     assert b.manifest["frontend"] == cfg.frontend.to_dict()
     assert b.manifest["provenance"]["learner"] == "protonet"
+    # the bundle names the exact checkpoint it came from, so a committed copy can be matched and re-exported
+    assert b.manifest["provenance"]["checkpoint"] == {"file": best.name, "sha256": sha256_file(best)}
     assert json.loads(b.path_of("report.json").read_text())["parity_vs_onnx_fp32"] == report.parity
     heads = b.load_heads()
     assert b.manifest["encoder"]["outputs"] == ["word", "speaker"]

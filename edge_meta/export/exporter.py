@@ -20,7 +20,7 @@ import numpy as np
 from edge_meta import __version__
 from edge_meta.audio import read_audio
 from edge_meta.bench.fewshot import encoder_latency_ms, run_bench
-from edge_meta.bundle import Bundle, write_manifest, write_tar
+from edge_meta.bundle import Bundle, sha256_file, write_manifest, write_tar
 from edge_meta.corpora import ENGLISH_EVAL_WORDS, Item, load_clips, read_corpus
 from edge_meta.device.backends import OnnxBackend
 from edge_meta.episodes import EpisodeSampler
@@ -219,6 +219,9 @@ def export_bundle(checkpoint: str | Path, out: str | Path, calibration: str | Pa
             **({"commands": {"folder": "commands", "checkpoint": str(commands)}} if commands else {}),
             "provenance": {
                 "learner": learner.name, "encoder": cfg.encoder.name, "steps": state["step"],
+                # the exact checkpoint this bundle came from (commit it, e.g. under export/checkpoints/)
+                "checkpoint": {"file": Path(checkpoint).name, "sha256": sha256_file(Path(checkpoint))},
+                "distill": cfg.distill.teachers,
                 "corpora": [c.path for c in cfg.corpora], "validation": state.get("validation", {}),
                 "calibration": str(calibration),
             },
