@@ -8,12 +8,14 @@ Conditions (each measured over --draws seeded enrollment draws, each draw its ow
   (today's FSDD protocol; FSDD is evaluation-only).
 - household: a 2-3 syllable word of speechocean762's test split (aligned word clips; never trained on)
   enrolled from one take each of 3-5 different speakers; the queries are the word said by everyone else.
+- household-phrase: the same with a two-word phrase ("what about", "would like", "going there"), each saying
+  joined from one speaker's own clips of the two words.
 - household-tts: the phrase "hey jarvis" said by espeak-ng voice variants that no training recipe uses
   (UNSEEN_VARIANTS; the synth recipes use edge_meta.train.synth.ESPEAK_VARIANTS), takes from 3-5 of the
   variants, queries from the others, at other speaking rates and pitches.
 Negatives (all non-keyword audio of a stream): speechocean762's test-split *sentences* (read English by
-non-native speakers; sentences that hold any word of the enrolled word or phrase are left out, so a
-negative never holds the keyword; some hold other FSDD digit words) and, for --prose-share of it, espeak-ng
+non-native speakers; sentences that say the enrolled word or phrase (its words in a row) are left out, so a
+negative never holds the keyword, though it may hold one word of a phrase; some hold other FSDD digit words) and, for --prose-share of it, espeak-ng
 unseen variants reading the license texts under /usr/share/common-licenses. The bundle's background bank
 comes from the corpus its manifest names under provenance.calibration (Speech Commands for the shipped
 bundle): none of this audio. Segments are laid out with stream_fsdd.py's quiet pauses; for 15 and 5 dB a
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import tempfile
 import time
@@ -67,10 +70,12 @@ from edge_meta.train.synth import Voice, synthesize  # noqa: E402
 ROOT = HERE.parent
 DATA = ROOT.parent / "shared" / "data"
 OCEAN = ROOT / "cache" / "corpora" / "speechocean762_test"
-CONDITIONS = ("one-speaker", "household", "household-tts")
+CONDITIONS = ("one-speaker", "household", "household-phrase", "household-tts")
 DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 # 2-3 syllable words of the test split said by >= 20 of its speakers (every query speaker is a new voice)
 HOUSEHOLD_WORDS = ("something", "nothing", "people", "little", "about", "better", "never", "again")
+# two words of the test split joined into a phrase, each speaker's own clips (>= 25 speakers said both)
+JOINED_PHRASES = (("what", "about"), ("would", "like"), ("going", "there"))
 PHRASE = "hey jarvis"
 UNSEEN_VARIANTS = ("anika", "anikaRobot", "announcer", "AnxiousAndy", "Demonic", "RicishayMax", "RicishayMax2",
                    "RicishayMax3", "Tweaky", "UniRobot")
@@ -89,10 +94,9 @@ class Draw:
     take_speakers: list[str]
     queries: list[tuple[str, np.ndarray]]  # (speaker, audio)
 
-    @property
-    def words(self) -> set[str]:
-        """The words a negative may not hold."""
-        return set(self.label.lower().split())
+    def said_in(self, text: str) -> bool:
+        """Whether ``text`` holds the enrolled word or phrase (its words in a row): such text is no negative."""
+        return f" {self.label} " in " " + " ".join(re.findall(r"[a-z']+", text.lower())) + " "
 
 
 def one_speaker_draw(rng: np.random.Generator, queries: int, fsdd: Path = DATA / "fsdd") -> Draw:
@@ -107,12 +111,17 @@ def speaker_of(clip: Path) -> str:
     return clip.name.split("_nohash_")[0]
 
 
+def clips_by_speaker(folder: Path) -> dict[str, list[Path]]:
+    by_speaker: dict[str, list[Path]] = defaultdict(list)
+    for clip in sorted(folder.glob("*.flac")):
+        by_speaker[speaker_of(clip)].append(clip)
+    return by_speaker
+
+
 def household_draw(rng: np.random.Generator, queries: int, root: Path = OCEAN, words=HOUSEHOLD_WORDS) -> Draw:
     """One take from each of 3-5 speakers of a word; queries: the word by every other speaker (at most ``queries``)."""
     word = str(rng.choice(words))
-    by_speaker: dict[str, list[Path]] = defaultdict(list)
-    for clip in sorted((root / word).glob("*.flac")):
-        by_speaker[speaker_of(clip)].append(clip)
+    by_speaker = clips_by_speaker(root / word)
     speakers = sorted(by_speaker)
     k = int(rng.integers(3, 6))
     order = [speakers[i] for i in rng.permutation(len(speakers))]
@@ -121,6 +130,24 @@ def household_draw(rng: np.random.Generator, queries: int, root: Path = OCEAN, w
     picked = [others[i] for i in sorted(rng.permutation(len(others))[:queries])]
     return Draw(word, [read_audio(c, announce=False) for c in takes], order[:k],
                 [(s, read_audio(c, announce=False)) for s, c in picked])
+
+
+def joined_phrase_draw(rng: np.random.Generator, queries: int, root: Path = OCEAN) -> Draw:
+    """A two-word phrase, each saying of it one speaker's clip of each word joined by 50 ms of room noise: one take
+    from each of 3-5 speakers; queries: one saying by each other speaker who said both words (at most ``queries``)."""
+    words = JOINED_PHRASES[int(rng.integers(len(JOINED_PHRASES)))]
+    clips = [clips_by_speaker(root / w) for w in words]
+    speakers = sorted(set(clips[0]) & set(clips[1]))
+    k = int(rng.integers(3, 6))
+    order = [speakers[i] for i in rng.permutation(len(speakers))]
+
+    def say(speaker: str) -> np.ndarray:
+        first, second = (read_audio(c[speaker][int(rng.integers(len(c[speaker])))], announce=False) for c in clips)
+        pause = (3e-4 * rng.standard_normal(int(0.05 * SR))).astype(np.float32)
+        return np.concatenate([first, pause, second])
+
+    takes = [say(s) for s in order[:k]]
+    return Draw(" ".join(words), takes, order[:k], [(s, say(s)) for s in order[k : k + queries]])
 
 
 def tts_voice(rng: np.random.Generator, variant: str) -> Voice:
@@ -140,20 +167,21 @@ def tts_draw(rng: np.random.Generator, queries: int) -> Draw:
     return Draw(PHRASE, takes, variants[:k], said)
 
 
-DRAWS = {"one-speaker": one_speaker_draw, "household": household_draw, "household-tts": tts_draw}
+DRAWS = {"one-speaker": one_speaker_draw, "household": household_draw, "household-phrase": joined_phrase_draw,
+         "household-tts": tts_draw}
 
 
-def sentences(exclude: set[str], root: Path = OCEAN) -> list[Path]:
-    """speechocean762 test-split sentence recordings holding none of the ``exclude`` words."""
+def sentences(draw: Draw, root: Path = OCEAN) -> list[Path]:
+    """speechocean762 test-split sentence recordings that do not say the draw's word or phrase."""
     rows = [line.split("\t") for line in (root / "sentences.tsv").read_text().splitlines()[1:]]
-    return [Path(r[2]) for r in rows if not exclude & set(r[6].lower().split())]
+    return [Path(r[2]) for r in rows if not draw.said_in(r[6])]
 
 
-def prose_lines(exclude: set[str]) -> list[str]:
-    """Sentences of the license texts (none holding an ``exclude`` word), for unseen TTS voices to read."""
+def prose_lines(draw: Draw) -> list[str]:
+    """Sentences of the license texts (none saying the draw's word or phrase), for unseen TTS voices to read."""
     text = " ".join(p.read_text() for p in PROSE if p.exists())
     lines = [" ".join(s.split()) for s in text.replace("\n\n", ". ").split(". ")]
-    return [s for s in lines if 20 <= len(s) <= 300 and not exclude & set(s.lower().replace(",", " ").split())]
+    return [s for s in lines if 20 <= len(s) <= 300 and not draw.said_in(s)]
 
 
 def build_stream(draw: Draw, minutes: float, prose_share: float, rng: np.random.Generator) -> tuple[np.ndarray, list[dict]]:
@@ -161,7 +189,7 @@ def build_stream(draw: Draw, minutes: float, prose_share: float, rng: np.random.
     segments = [(draw.label, x, True, "keyword") for _, x in draw.queries]
     budget = minutes * 60.0 - sum(len(x) / SR + 0.75 for _, x, _, _ in segments)
     prose_budget = budget * prose_share
-    lines = prose_lines(draw.words)
+    lines = prose_lines(draw)
     with tempfile.TemporaryDirectory() as tmp:
         for i in rng.permutation(len(lines)):
             if prose_budget <= 0:
@@ -170,7 +198,7 @@ def build_stream(draw: Draw, minutes: float, prose_share: float, rng: np.random.
             segments.append((lines[i], x, False, PROSE_SOURCE))
             prose_budget -= len(x) / SR + 0.75
             budget -= len(x) / SR + 0.75
-    pool = sentences(draw.words)
+    pool = sentences(draw)
     for i in rng.permutation(len(pool)):
         if budget <= 0:
             break
@@ -295,7 +323,7 @@ def table(results: dict) -> str:
         means = [spread([p[t]["frr"] if p[t] else 1.0 for p in per_draw]) for t in targets]
         pool = at_targets(pooled([d["curve"] for d in draws]), hours)
         words = ", ".join(sorted({d["label"] for d in draws}))
-        lines.append(f"| {name} | {len(draws)} ({words}) | {hours:.2f} | {draws[0]['curve'][0]['keywords'] * len(draws)} | "
+        lines.append(f"| {name} | {len(draws)} ({words}) | {hours:.2f} | {sum(d['curve'][0]['keywords'] for d in draws)} | "
                      f"{sum(bool(d['prompt']) for d in draws)} | " + " | ".join(means) + " | "
                      + " | ".join(cell_text(pool[t], hours) for t in targets) + " |")
     return "\n".join(lines)

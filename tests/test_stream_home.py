@@ -50,6 +50,25 @@ def test_household_takes_come_from_distinct_speakers_and_queries_from_others(see
         assert any(sh.speaker_of(c) == speaker and np.array_equal(read_audio(c, announce=False), query) for c in clips)
 
 
+def test_joined_phrase_takes_come_from_distinct_speakers_who_said_both_words():
+    draw = sh.joined_phrase_draw(np.random.default_rng(0), 6)
+    first, second = draw.label.split()
+    assert 3 <= len(draw.takes) == len(set(draw.take_speakers)) <= 5
+    assert len(draw.queries) == 6 and not {s for s, _ in draw.queries} & set(draw.take_speakers)
+    for speaker in [*draw.take_speakers, *(s for s, _ in draw.queries)]:
+        for word in (first, second):
+            assert list((sh.OCEAN / word).glob(f"{speaker}_nohash_*.flac"))
+
+
+def test_a_phrase_excludes_sentences_saying_it_but_keeps_its_words_alone():
+    texts = sentence_texts()
+    draw = sh.Draw("what about", [], [], [])
+    kept = {p.stem for p in sh.sentences(draw)}
+    saying = {u for u, t in texts.items() if " what about " in f" {t} "}
+    assert saying and not saying & kept
+    assert any("what" in texts[u].split() for u in kept)  # "what" alone is still a negative
+
+
 def test_tts_takes_and_queries_are_said_by_different_unseen_variants():
     draw = sh.tts_draw(np.random.default_rng(0), 4)
     assert len(set(draw.take_speakers)) == len(draw.takes) >= 3
@@ -62,7 +81,7 @@ def test_negatives_never_hold_the_enrolled_word():
     draw = sh.one_speaker_draw(np.random.default_rng(3), 4)
     saying = {u for u, t in texts.items() if draw.label in t.split()}
     assert saying  # the corpus does say it: exclusion is needed
-    assert {p.stem for p in sh.sentences(draw.words)} == set(texts) - saying
+    assert {p.stem for p in sh.sentences(draw)} == set(texts) - saying
     audio, truth = sh.build_stream(draw, 3.0, 0.3, np.random.default_rng(3))
     sentences = [w for w in truth if w["source"] == sh.SENTENCE_SOURCE]
     prose = [w for w in truth if w["source"] == sh.PROSE_SOURCE]
