@@ -81,9 +81,12 @@ def _refuse_disagreeing(label: str, c: Calibration, names: list[str]) -> None:
                          "one in ten background clips scores higher): another word, or noise?",
                          "record it again or leave it out; if it is the word, add --force to enroll it anyway")
     if c.capped:
+        cost = (f"would let {c.background_rate:.1%} of background speech through, not {c.false_accept:.1%}"
+                if c.background_rate > c.false_accept else "is below the bundle's floor, where words start to "
+                "fire on other speech in long streams")
         raise AudioError(f"the takes of {label!r} disagree (each scored against the others: median {c.held_out:.3f}): "
-                         f"a threshold low enough to detect them would let {c.background_rate:.1%} of background "
-                         f"speech through, not {c.false_accept:.1%} (that needs {c.safe_threshold:.3f})",
+                         f"a threshold low enough to detect them ({c.threshold:.3f}) {cost} "
+                         f"(the false-accept target needs {c.safe_threshold:.3f})",
                          "record the takes again, said the same way in a quiet place; takes from several people: "
                          "enroll each person's with their own --user; or add --force for the lower threshold")
 
