@@ -79,7 +79,9 @@ def record(fsdd: Path, speaker: str, keywords: list[int], audio: np.ndarray, tru
     det.backend.embed = embed
     emb = np.zeros((len(hops), seen[0].shape[0]), np.float32)
     emb[[i for i, h in enumerate(hops) if not h.gated]] = np.stack(seen)
-    return Recorded(rt, det, audio, truth, keywords, takes, hops, emb, {str(d): rt.embed(t) for d, t in takes.items()})
+    # the embeddings enrollment stored (its takes' windows, levels and 16-bit rounding), as the detector scores them
+    enrolled = {w.label: w.embeddings for w in rt.store.words()}
+    return Recorded(rt, det, audio, truth, keywords, takes, hops, emb, {str(d): enrolled[str(d)] for d in keywords})
 
 
 # -- variants: scores per hop; thresholds: a stream -> (sweep point t -> (words,)) ---------------------------
