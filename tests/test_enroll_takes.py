@@ -184,3 +184,26 @@ def test_the_prompts_ask_again_when_the_takes_disagree(gsc_dir):
     retakes = [line for line in lines if line.startswith("  retake:")]
     assert len(retakes) == 1 and "unlike the other takes" in retakes[0]
     assert lines[-1].startswith("Say 'no' after the tone (")  # the retake's prompt, which the input did not answer
+
+
+def test_a_take_in_steady_noise_is_windowed_on_its_word():
+    """At 10 dB SNR every frame is within 30 dB of the loudest, so a level VAD calls the whole take speech and
+    centres the window on the middle of the recording; the word's power above the noise floor still finds it."""
+    from edge_meta.audio import read_audio
+    from edge_meta.corpora import read_corpus, read_fsdd
+    from edge_meta.device.takes import word_start
+    from edge_meta.noise import load_noise_part, mix
+
+    rng = np.random.default_rng(5)
+    noise = np.concatenate(load_noise_part(sorted(read_corpus("../shared/data/arabic_speech_commands").noise), "eval"))
+    items = read_fsdd("../shared/data/fsdd").items[::60]
+    n, covered = 16000, 0
+    for item in items:
+        word = read_audio(item.path, announce=False)
+        take = np.zeros(32000, np.float32)
+        at = int(rng.integers(0, len(take) - len(word)))
+        take[at : at + len(word)] = word
+        cut = int(rng.integers(0, len(noise) - len(take)))
+        start = word_start(mix(take, noise[cut : cut + len(take)], 10.0), n)
+        covered += start <= at and at + len(word) <= start + n
+    assert covered >= 0.9 * len(items), f"the window held the whole word in {covered} of {len(items)} takes"

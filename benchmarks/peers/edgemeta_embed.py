@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from edge_meta import __version__
-from edge_meta.audio import fix_length
+from edge_meta.device.takes import word_window
 from edge_meta.bundle import Bundle
 from edge_meta.device.backends import open_backend
 from edge_meta.frontend import LogMel
@@ -30,7 +30,7 @@ class EdgeMeta:
                      "models": f"{' + '.join(encoder)} (bundle {self.bundle.bundle_id})"}
 
     def embed(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        out = self.backend.embed(self.logmel.batch(fix_length(x, self.logmel.spec.window_samples)[None]))
+        out = self.backend.embed(self.logmel.batch(word_window(x, self.logmel.spec.window_samples)[None]))
         return {"pooled": out["word"][0], **({"voice": out["speaker"][0]} if "speaker" in out else {})}
 
 

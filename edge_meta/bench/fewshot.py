@@ -28,6 +28,7 @@ from edge_meta.audio import fix_length, read_audio
 from edge_meta.bundle import Bundle
 from edge_meta.corpora import read_corpus, read_fsdd
 from edge_meta.device.backends import EncoderBackend, open_backend
+from edge_meta.device.takes import word_window
 from edge_meta.episodes import EpisodeSampler
 from edge_meta.frontend import LogMel
 from edge_meta.metrics import Estimate, episode_accuracy, fewshot_accuracy
@@ -65,11 +66,11 @@ def eval_noise(data_root: str | Path) -> list[np.ndarray]:
 
 def embed_clips(backend: EncoderBackend, logmel: LogMel, clips: list[np.ndarray], batch: int = 64,
                 output: str = "word") -> np.ndarray:
-    """Embeddings of clips fitted to the model window (loudest window of long clips, centred short ones)."""
+    """Embeddings of clips, each in the model window the device gives a take (`word_window`: centred on the word)."""
     n = logmel.spec.window_samples
     out = []
     for i in range(0, len(clips), batch):
-        windows = np.stack([fix_length(c, n) for c in clips[i : i + batch]])
+        windows = np.stack([word_window(c, n) for c in clips[i : i + batch]])
         out.append(backend.embed(logmel.batch(windows), [output])[output])
     return np.concatenate(out)
 
