@@ -34,11 +34,11 @@ class DistillConfig:
         return {p: t for p, t in (("word", self.word_teacher), ("speaker", self.speaker_teacher)) if t}
 
 
-def centred(targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Targets minus their mean, back at unit length; and the mean (kept so a resumed run centres alike)."""
-    mean = targets.mean(axis=0)
-    t = targets - mean
-    return (t / np.maximum(np.linalg.norm(t, axis=1, keepdims=True), 1e-9)).astype(np.float32), mean.astype(np.float32)
+def centred(targets: np.ndarray) -> np.ndarray:
+    """Targets minus their mean, back at unit length (the mean comes from the cached targets, so a resumed run
+    centres alike)."""
+    t = targets - targets.mean(axis=0)
+    return (t / np.maximum(np.linalg.norm(t, axis=1, keepdims=True), 1e-9)).astype(np.float32)
 
 
 def relational_loss(z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

@@ -227,7 +227,7 @@ class Trainer:
         for projection, name in self.cfg.distill.teachers.items():
             cache = Path(self.cfg.cache_dir) / f"teacher-{name}-{self.bank.key}.npy" if self.bank.key else None
             raw = teacher_targets(build_teacher(name), self.bank.clips, cache, progress=self.progress)
-            out[projection] = torch.from_numpy(centred(raw[self.train_index])[0]).to(self.device)
+            out[projection] = torch.from_numpy(centred(raw[self.train_index])).to(self.device)
         return out
 
     def _next_episode(self):
