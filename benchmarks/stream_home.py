@@ -132,10 +132,11 @@ def household_draw(rng: np.random.Generator, queries: int, root: Path = OCEAN, w
                 [(s, read_audio(c, announce=False)) for s, c in picked])
 
 
-def joined_phrase_draw(rng: np.random.Generator, queries: int, root: Path = OCEAN) -> Draw:
+def joined_phrase_draw(rng: np.random.Generator, queries: int, root: Path = OCEAN,
+                       phrases: tuple[tuple[str, str], ...] = JOINED_PHRASES) -> Draw:
     """A two-word phrase, each saying of it one speaker's clip of each word joined by 50 ms of room noise: one take
     from each of 3-5 speakers; queries: one saying by each other speaker who said both words (at most ``queries``)."""
-    words = JOINED_PHRASES[int(rng.integers(len(JOINED_PHRASES)))]
+    words = phrases[int(rng.integers(len(phrases)))]
     clips = [clips_by_speaker(root / w) for w in words]
     speakers = sorted(set(clips[0]) & set(clips[1]))
     k = int(rng.integers(3, 6))
@@ -184,8 +185,10 @@ def prose_lines(draw: Draw) -> list[str]:
     return [s for s in lines if 20 <= len(s) <= 300 and not draw.said_in(s)]
 
 
-def build_stream(draw: Draw, minutes: float, prose_share: float, rng: np.random.Generator) -> tuple[np.ndarray, list[dict]]:
-    """The draw's queries among ``minutes`` of negatives (sentences and, for ``prose_share`` of it, TTS prose)."""
+def build_stream(draw: Draw, minutes: float, prose_share: float, rng: np.random.Generator,
+                 root: Path = OCEAN) -> tuple[np.ndarray, list[dict]]:
+    """The draw's queries among ``minutes`` of negatives (``root``'s sentences and, for ``prose_share`` of it, TTS
+    prose); ``root`` is the corpus the draw came from, so tests can point both at a corpus they build."""
     segments = [(draw.label, x, True, "keyword") for _, x in draw.queries]
     budget = minutes * 60.0 - sum(len(x) / SR + 0.75 for _, x, _, _ in segments)
     prose_budget = budget * prose_share
@@ -198,7 +201,7 @@ def build_stream(draw: Draw, minutes: float, prose_share: float, rng: np.random.
             segments.append((lines[i], x, False, PROSE_SOURCE))
             prose_budget -= len(x) / SR + 0.75
             budget -= len(x) / SR + 0.75
-    pool = sentences(draw)
+    pool = sentences(draw, root)
     for i in rng.permutation(len(pool)):
         if budget <= 0:
             break
