@@ -212,3 +212,17 @@ def test_bad_snr_is_a_clear_error():
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "stream_home.py"), "--snr", "loud"],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "--snr 'loud'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_runs_in_pieces_add_their_cells_for_one_bundle_and_never_mix_bundles(tmp_path):
+    store = tmp_path / "stream_home.json"
+    cell = lambda hours: {"draws": [{"hours": hours}], "peers": [sh.Row("peer", error="absent")], "sources": {}}  # noqa: E731
+    sh.merged({"household, clean": cell(6.0)}, "bundle-a", store)
+    both = sh.merged({"one-speaker, 5 dB": cell(1.0)}, "bundle-a", store)
+    assert list(both) == ["household, clean", "one-speaker, 5 dB"]
+    assert both["household, clean"]["draws"][0]["hours"] == 6.0 and both["household, clean"]["peers"][0].error == "absent"
+    assert "command:" in both["household, clean"]["measured"]  # each cell says how it was measured
+    again = sh.merged({"household, clean": cell(7.0)}, "bundle-a", store)  # a rerun replaces its cell
+    assert again["household, clean"]["draws"][0]["hours"] == 7.0 and len(again) == 2
+    other = sh.merged({"household, 5 dB": cell(2.0)}, "bundle-b", store)  # another bundle starts afresh
+    assert list(other) == ["household, 5 dB"]
