@@ -17,6 +17,7 @@ import datetime as dt
 import os
 import platform
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -26,7 +27,7 @@ import numpy as np  # noqa: E402
 from edge_meta.resources import default_bundle_path  # noqa: E402
 from peers.datasets import ClipSet, load_sets  # noqa: E402
 from peers.evaluate import SetResult, evaluate  # noqa: E402
-from peers.lineup import lineup, to_system  # noqa: E402
+from peers.lineup import Entry, lineup, to_system  # noqa: E402
 from peers.report import STREAM_NOTE, behind, det_plot, table  # noqa: E402
 from peers.runner import WorkerError, run_worker  # noqa: E402
 from peers.systems import System  # noqa: E402
@@ -39,15 +40,17 @@ BEGIN, END = "<!-- peers:table:begin -->", "<!-- peers:table:end -->"
 
 
 def run(bundle: Path, data: Path, episodes: int, seed: int, cache: Path, extra: bool,
-        log=print, snrs: tuple[float, ...] = ()) -> tuple[list[ClipSet], list[System], dict[str, dict[str, SetResult]], list[str]]:
-    """Embed, evaluate every system on every clip set; also a line for each system that could not run, with why."""
+        log=print, snrs: tuple[float, ...] = (), only: Callable[[Entry], bool] = lambda entry: True,
+        ) -> tuple[list[ClipSet], list[System], dict[str, dict[str, SetResult]], list[str]]:
+    """Embed, evaluate every system (``only`` those it accepts) on every clip set; also a line for each system
+    that could not run, with why."""
     sets = load_sets(data, extra, snrs, seed, cache)
     files = [f for s in sets for f in s.files]
     offsets = np.cumsum([0] + [len(s.items) for s in sets])
     entries, missing = lineup(bundle)
     systems = []
     results: dict[str, dict[str, SetResult]] = {s.name: {} for s in sets}
-    for entry in entries:
+    for entry in filter(only, entries):
         if not entry.worker.available():
             missing.append(f"{entry.name}: not installed ({entry.worker.python} is missing; run "
                            f"`bash benchmarks/peers/install.sh {entry.install_name}`)")
