@@ -79,6 +79,21 @@ def test_a_run_stopped_by_its_time_budget_resumes_to_the_same_weights(tmp_path, 
     assert any(not torch.equal(a[k], v) for k, v in weights(t).items())
 
 
+def test_a_killed_run_resumes_without_repeating_the_steps_its_log_ran_past(tmp_path, small_corpus):
+    """A run killed between checkpoints has logged steps past its last.pt; the resumed run logs each step once."""
+    piece = Trainer(config(tmp_path, small_corpus), progress=False)
+    piece.clock = minutes_clock()
+    piece.run(max_minutes=3.5)  # last.pt at step 3
+    log = tmp_path / "log.csv"
+    with log.open("a") as f:  # what a kill at step 6 leaves: steps 4-6 logged, last.pt still at 3
+        f.writelines(f"{s},1.0,0.5,0.01,1.0,\n" for s in (4, 5, 6))
+    resumed = Trainer(config(tmp_path, small_corpus), progress=False)
+    resumed.resume(tmp_path / "last.pt")
+    resumed.run()
+    steps = [int(r.split(",")[0]) for r in log.read_text().splitlines()[1:]]
+    assert steps == list(range(1, 9))
+
+
 def test_both_teachers_embed_real_speech_by_word_and_by_voice(small_corpus):
     """speech_embedding must tell words apart and GE2E voices, or distilling them teaches nothing."""
     from edge_meta.audio import fix_length, read_audio

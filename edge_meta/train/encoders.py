@@ -38,8 +38,10 @@ class PooledEncoder(nn.Module):
     projections -> unit length. Subclasses build their layers, define ``body`` and call ``_finish``; export folds
     ``pool_norm`` into each projection (edge_meta.export.onnx_export)."""
 
-    def _finish(self, feature_dim: int, embed_dim: int, projections: Sequence[str], dropout: float) -> None:
+    def _finish(self, feature_dim: int, embed_dim: int, projections: Sequence[str], dropout: float,
+                freeze_norm: bool = False) -> None:
         self.feature_dim = feature_dim
+        self.freeze_norm = freeze_norm
         # Pooled ReLU features share a large positive offset, which makes every embedding nearly the
         # same direction at init (cosines ~0.99) and stalls metric learning; normalising them fixes it.
         self.pool_norm = nn.BatchNorm1d(feature_dim)
@@ -47,6 +49,17 @@ class PooledEncoder(nn.Module):
         self.embed_dim = embed_dim
         self.projections = nn.ModuleDict({name: nn.Linear(feature_dim, embed_dim) for name in projections})
         self.autocast_dtype: torch.dtype | None = None  # the trainer sets bf16 for mixed-precision training
+
+    def train(self, mode: bool = True) -> "PooledEncoder":
+        """With ``freeze_norm`` every BatchNorm keeps its running statistics in training too (its scale and shift
+        still learn): a warm start from a bundle (`edge_meta.train.from_bundle`) then begins exactly at the
+        shipped function instead of at one renormalised by each batch."""
+        super().train(mode)
+        if self.freeze_norm:
+            for m in self.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+        return self
 
     def body(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -84,6 +97,7 @@ class DSCNN(PooledEncoder):
         embed_dim: int = 128,
         projections: Sequence[str] = ("word",),
         dropout: float = 0.1,
+        freeze_norm: bool = False,
     ) -> None:
         super().__init__()
         self.stem = nn.Sequential(
@@ -92,7 +106,7 @@ class DSCNN(PooledEncoder):
             nn.ReLU(),
         )
         self.blocks = nn.Sequential(*[DSBlock(channels, s, d) for s, d in zip(strides, dilations, strict=True)])
-        self._finish(2 * channels, embed_dim, projections, dropout)
+        self._finish(2 * channels, embed_dim, projections, dropout, freeze_norm)
 
     def body(self, x: torch.Tensor) -> torch.Tensor:
         return self.blocks(self.stem(x))

@@ -109,6 +109,14 @@ def embed_all(encoder: torch.nn.Module, frontend: LogMelTorch, bank: ClipBank, d
     return np.concatenate(out) if out else np.zeros((0, encoder.embed_dim), np.float32)
 
 
+def keep_log_until(path: Path, step: int) -> None:
+    """Drop the log's rows after ``step``: a run killed between checkpoints logged steps its resume repeats."""
+    rows = path.read_text().splitlines(keepends=True)
+    kept = rows[:1] + [r for r in rows[1:] if r.split(",", 1)[0].isdigit() and int(r.split(",", 1)[0]) <= step]
+    if len(kept) < len(rows):
+        path.write_text("".join(kept))
+
+
 def tensorboard_writer(folder: Path):
     """TensorBoard event files beside log.csv when tensorboard is installed (`tensorboard --logdir runs/`)."""
     try:
@@ -327,6 +335,8 @@ class Trainer:
             tqdm.write(f"{self.dist.world} processes (DistributedDataParallel), each drawing its own episodes")
         log_path = self.out / "log.csv"
         new_log = not log_path.exists() or self.step == 0
+        if not new_log and self.dist.main:
+            keep_log_until(log_path, self.step)
         log = open(log_path if self.dist.main else os.devnull, "w" if new_log else "a", newline="")
         writer = csv.writer(log)
         if new_log:
