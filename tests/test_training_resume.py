@@ -184,3 +184,31 @@ def test_resuming_from_a_checkpoint_that_is_not_there_is_a_clear_error(tmp_path,
                  "--resume", str(tmp_path / "lost.pt")])
     err = capsys.readouterr().err
     assert code == 2 and "lost.pt: no checkpoint to resume from" in err and "Traceback" not in err
+
+
+def test_held_out_new_words_never_train_and_choose_the_best_checkpoint(tmp_path, small_corpus):
+    """[validation] new_words: those words' clips are in no training episode or distillation batch, are validated
+    as new words, and only that score picks best.pt."""
+    cfg = config(tmp_path, small_corpus, {"word_teacher": "speech_embedding", "batch": 8}, steps=2)
+    cfg.validation.new_words = 1 / 3
+    cfg.validation.every = 1
+    cfg.validation.shots = [1]
+    trainer = Trainer(cfg, progress=False)
+    trainer.prepare_data()
+    held = set(np.unique(trainer.val_new.labels))
+    assert len(held) == 4  # a third of the 12 words: a 4-way validation episode
+    assert not held & set(trainer.bank.labels[trainer.train_index])
+    assert not held & set(trainer.val.labels)  # the known-word validation keeps to trained words
+    drawn = set()
+    for _ in range(20):
+        _, support, query = trainer.real.sample()
+        drawn |= set(trainer.bank.labels[support]) | set(trainer.bank.labels[query])
+    assert drawn and not drawn & held
+    assert 0.0 <= trainer.validate()["val_new_words_4way_1shot"] <= 1.0
+    # best.pt follows the new words' score alone, not its mean with the trained words' (here they disagree)
+    scores = iter([{"val_4way_1shot": 0.9, "val_new_words_4way_1shot": 0.5},
+                   {"val_4way_1shot": 0.1, "val_new_words_4way_1shot": 0.6}])
+    trainer.validate = lambda: next(scores)
+    trainer.run()
+    best = torch.load(tmp_path / "best.pt", map_location="cpu", weights_only=False)
+    assert best["step"] == 2 and best["best_val"] == 0.6

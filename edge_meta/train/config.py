@@ -57,6 +57,9 @@ class ValidationConfig:
     n_way: int = 10
     shots: list[int] = field(default_factory=lambda: [1, 3])
     q_query: int = 5
+    # share of the real words held out of training altogether (seeded): validated as *new* words (any speakers), what the
+    # device is used for (FSDD's digits are new words); best.pt is then chosen on them alone
+    new_words: float = 0.0
 
 
 @dataclass

@@ -109,6 +109,17 @@ def embed_all(encoder: torch.nn.Module, frontend: LogMelTorch, bank: ClipBank, d
     return np.concatenate(out) if out else np.zeros((0, encoder.embed_dim), np.float32)
 
 
+def new_words(bank: ClipBank, share: float, seed: int) -> np.ndarray:
+    """Class ids of a seeded ``share`` of the bank's real words said by at least two speakers (so a support from
+    one speaker and queries from another exist): held out of training to validate as new words."""
+    if share <= 0:
+        return np.zeros(0, dtype=np.int64)
+    speakers = [np.unique(bank.speakers[bank.labels == c]).size for c in range(len(bank.class_names))]
+    eligible = np.array([c for c in range(len(bank.class_names)) if not bank.synthetic[c] and speakers[c] >= 2])
+    picked = np.random.default_rng(seed + 7).permutation(eligible)[: int(round(share * len(eligible)))]
+    return np.sort(picked)
+
+
 def keep_log_until(path: Path, step: int) -> None:
     """Drop the log's rows after ``step``: a run killed between checkpoints logged steps its resume repeats."""
     rows = path.read_text().splitlines(keepends=True)
@@ -209,7 +220,8 @@ class Trainer:
         seed = cfg.seed + 1000 * self.dist.rank  # every process draws its own episodes
         e = cfg.episodes
         synthetic_clip = self.bank.synthetic[self.bank.labels]
-        train = ~self.bank.validation
+        new_word_clip = np.isin(self.bank.labels, new_words(self.bank, cfg.validation.new_words, cfg.seed))
+        train = ~self.bank.validation & ~new_word_clip
         self.real = SubsetSampler.over(self.bank, train & ~synthetic_clip, e.n_way, e.k_shot, e.q_query, e.mode, seed)
         self.synth = SubsetSampler.over(self.bank, train & synthetic_clip, e.n_way, e.k_shot, e.q_query, "any", seed + 1)
         if self.real is None and self.synth is None:
@@ -220,7 +232,8 @@ class Trainer:
                                                   "any", seed + 3, classes="speaker")
             self.synth_voices = SubsetSampler.over(self.bank, train & synthetic_clip, sp.n_way, sp.k_shot, sp.q_query,
                                                    "any", seed + 4, classes="speaker")
-        self.val = self.bank.subset(self.bank.validation)
+        self.val = self.bank.subset(self.bank.validation & ~new_word_clip)
+        self.val_new = self.bank.subset(new_word_clip)
         self.augmenter = Augmenter(cfg.augment, load_noise(cfg.corpora), cfg.frontend.sample_rate, seed)
         self.rng = np.random.default_rng(seed + 2)
         self.distill_rng = np.random.default_rng(seed + 5)
@@ -299,17 +312,25 @@ class Trainer:
 
     def validate(self) -> dict[str, float]:
         v = self.cfg.validation
-        if len(self.val.clips) == 0:
-            return {}
-        scores = {}
-        emb = embed_all(self.learner.encoder, self.frontend, self.val, self.device) if "word" in self.trained() else None
+        scores: dict[str, float] = {}
+        emb = (embed_all(self.learner.encoder, self.frontend, self.val, self.device)
+               if "word" in self.trained() and len(self.val.clips) else None)
         for k in v.shots if emb is not None else ():
             try:
                 scores[f"val_{v.n_way}way_{k}shot"] = fewshot_accuracy(
                     emb, self.val.labels, self.val.speakers, v.n_way, k, v.q_query, v.episodes, seed=1234).mean
             except ValueError:
                 continue  # too few held-out clips for this shot count
-        if "speaker" in self.trained():
+        if len(self.val_new.clips) and "word" in self.trained():
+            emb = embed_all(self.learner.encoder, self.frontend, self.val_new, self.device)
+            for k in v.shots:
+                try:
+                    scores[f"val_new_words_{v.n_way}way_{k}shot"] = fewshot_accuracy(
+                        emb, self.val_new.labels, self.val_new.speakers, v.n_way, k, v.q_query, v.episodes,
+                        seed=1234).mean
+                except ValueError:
+                    continue
+        if "speaker" in self.trained() and len(self.val.clips):
             voices = embed_all(self.learner.encoder, self.frontend, self.val, self.device, projection="speaker")
             try:
                 scores["val_speaker_1-eer"] = 1.0 - speaker_eer(voices, self.val.labels, self.val.speakers,
@@ -330,7 +351,9 @@ class Trainer:
         if self.dist.main:
             tqdm.write(f"device {self.device} ({resolve_precision(cfg.precision, self.device)}), encoder {cfg.encoder.name} ({n_params:,} parameters), "
                        f"learner {cfg.learner.name}, {len(self.bank.clips):,} clips of {len(self.bank.class_names):,} classes "
-                       f"({int((~self.bank.validation).sum()):,} train / {len(self.val.clips):,} held-out speakers)")
+                       f"({len(self.train_index):,} train / {len(self.val.clips):,} held-out speakers"
+                       + (f" / {len(self.val_new.clips):,} of {np.unique(self.val_new.labels).size} held-out new words"
+                          if len(self.val_new.clips) else "") + ")")
         if self.dist.world > 1 and self.dist.main:
             tqdm.write(f"{self.dist.world} processes (DistributedDataParallel), each drawing its own episodes")
         log_path = self.out / "log.csv"
@@ -365,7 +388,8 @@ class Trainer:
                 val = {}
                 if self.dist.main and (self.step % cfg.validation.every == 0 or self.step == cfg.optim.steps):
                     val = self.validate()
-                    score = float(np.mean(list(val.values()))) if val else -self.step
+                    chosen = {k: v for k, v in val.items() if "new_words" in k} or val  # new words when held out
+                    score = float(np.mean(list(chosen.values()))) if chosen else -self.step
                     tqdm.write(f"step {self.step}: loss {np.mean(losses[-100:]):.3f} "
                                + " ".join(f"{k} {v:.4f}" for k, v in val.items()))
                     if score > self.best_val:
