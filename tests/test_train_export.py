@@ -153,6 +153,8 @@ def test_a_pair_joins_the_word_and_the_speaker_encoder(tiny_run, gsc_dir, tmp_pa
     report = export_bundle(paired, tmp_path / "bundle", calibration=gsc_dir, formats=("onnx",), progress=False)
     b = Bundle.open(tmp_path / "bundle")
     assert b.manifest["encoder"]["outputs"] == ["word", "speaker"] and report.parity["onnx int8"]["top-1 agreement"] > 0.5
+    joined = b.manifest["provenance"]["pair"]  # the two committed checkpoints it joined, each by sha256
+    assert joined["word"]["sha256"] == sha256_file(word_ckpt) and joined["speaker"]["sha256"] == sha256_file(speaker_ckpt)
     assert [(p.name, o) for p, o in b.encoder_files("onnx", "int8")] == [  # the device runs the speaker graph on demand
         ("encoder.int8.word.onnx", ["word"]), ("encoder.int8.speaker.onnx", ["speaker"])]
     feats = np.stack([LogMel(b.frontend)(c) for c in clips])[:, None]

@@ -55,3 +55,15 @@ def test_a_missing_bundle_is_a_clear_error_and_writes_nothing(tmp_path, capsys, 
     err = capsys.readouterr().err
     assert "no such bundle" in err and "Traceback" not in err
     assert not (tmp_path / "x.pt").exists()
+
+
+def test_a_bundle_exported_from_a_warm_start_names_where_it_started(tmp_path, gsc_dir):
+    """A warm start's file is named by sha256 with the bundle it was rebuilt from, or by name when gone."""
+    from edge_meta.bundle import sha256_file
+    from edge_meta.export.exporter import init_provenance
+
+    init = tmp_path / "init.pt"
+    assert main([str(default_bundle_path()), "--corpus", str(gsc_dir), "--clips", "40", "--out", str(init)]) == 0
+    assert init_provenance(str(init)) == {"file": str(init), "sha256": sha256_file(init),
+                                          "from_bundle": Bundle.open(default_bundle_path()).bundle_id}
+    assert init_provenance(str(tmp_path / "gone.pt")) == {"file": str(tmp_path / "gone.pt"), "sha256": None}

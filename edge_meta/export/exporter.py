@@ -115,6 +115,18 @@ def _noise_windows(paths: list[Path], window: int) -> np.ndarray:
     return np.stack(out) if out else np.zeros((0, window), np.float32)
 
 
+def init_provenance(path: str) -> dict:
+    """The file a warm-started run began from, by sha256, and the bundle it was rebuilt from when it was
+    (`edge_meta.train.from_bundle`); a file no longer there is named only."""
+    import torch
+
+    p = Path(path)
+    if not p.is_file():
+        return {"file": path, "sha256": None}
+    state = torch.load(p, map_location="cpu", weights_only=False)
+    return {"file": path, "sha256": sha256_file(p), **({"from_bundle": state["from_bundle"]} if "from_bundle" in state else {})}
+
+
 def export_bundle(checkpoint: str | Path, out: str | Path, calibration: str | Path, tar: bool = False,
                   fsdd: str | Path | None = None, activations: str = "u8", formats: tuple[str, ...] = ("onnx", "tflite"),
                   progress: bool = True, commands: str | Path | None = None, keep_fp32: bool = True) -> ExportReport:
@@ -221,6 +233,9 @@ def export_bundle(checkpoint: str | Path, out: str | Path, calibration: str | Pa
                 "learner": learner.name, "encoder": cfg.encoder.name, "steps": state["step"],
                 # the exact checkpoint this bundle came from (commit it, e.g. under export/checkpoints/)
                 "checkpoint": {"file": Path(checkpoint).name, "sha256": sha256_file(Path(checkpoint))},
+                # a pair names the two checkpoints it joined, a warm start the file it started from
+                **({"pair": state["pair"]} if state.get("pair") else {}),
+                **({"init": init_provenance(cfg.init)} if cfg.init else {}),
                 "distill": cfg.distill.teachers,
                 "corpora": [c.path for c in cfg.corpora], "validation": state.get("validation", {}),
                 "calibration": str(calibration),

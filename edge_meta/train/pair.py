@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from edge_meta.bundle import sha256_file
 from edge_meta.errors import ConfigError
 from edge_meta.train.checkpoint import FORMAT, load_checkpoint
 from edge_meta.train.encoders import DSCNN, build_encoder
@@ -59,7 +60,9 @@ def pair_checkpoints(word: str | Path, speaker: str | Path, out: str | Path) -> 
                                                              if "speaker" in k}},
              "classes": word_state.get("classes"), "corpora": sorted({*word_state.get("corpora", []),
                                                                       *speaker_state.get("corpora", [])}),
-             "pair": {"word": str(word), "speaker": str(speaker), "speaker_step": speaker_state["step"]}}
+             "pair": {"word": {"file": str(word), "sha256": sha256_file(Path(word)), "step": word_state["step"]},
+                      "speaker": {"file": str(speaker), "sha256": sha256_file(Path(speaker)),
+                                  "step": speaker_state["step"]}}}
     tmp = out.with_suffix(".part")
     torch.save(state, tmp)
     tmp.replace(out)
