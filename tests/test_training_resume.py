@@ -212,3 +212,20 @@ def test_held_out_new_words_never_train_and_choose_the_best_checkpoint(tmp_path,
     trainer.run()
     best = torch.load(tmp_path / "best.pt", map_location="cpu", weights_only=False)
     assert best["step"] == 2 and best["best_val"] == 0.6
+
+
+def test_a_corpus_can_keep_only_clips_long_enough_to_be_words(tmp_path):
+    """min_seconds drops the aligner's fragments by their real length, whatever their word."""
+    import soundfile as sf
+
+    from edge_meta.train.data import CorpusSpec
+
+    rng = np.random.default_rng(0)
+    for word, seconds in (("a", [0.1, 0.12, 0.5]), ("people", [0.4, 0.6, 0.3])):
+        (tmp_path / word).mkdir()
+        for k, s in enumerate(seconds):
+            sf.write(tmp_path / word / f"s{k}_nohash_{k}.flac", 0.1 * rng.standard_normal(int(s * 16000)), 16000)
+    kept = CorpusSpec(str(tmp_path), min_seconds=0.35).read().items
+    assert sorted((i.word, i.path.name) for i in kept) == [("a", "s2_nohash_2.flac"), ("people", "s0_nohash_0.flac"),
+                                                             ("people", "s1_nohash_1.flac")]
+    assert len(CorpusSpec(str(tmp_path)).read().items) == 6

@@ -7,10 +7,11 @@ beside the other caches, keyed by the exact list of files (a changed corpus gets
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 
 from edge_meta.audio import fix_length, read_audio
 from edge_meta.corpora import ENGLISH_EVAL_WORDS, Corpus, Item, is_validation_speaker, read_corpus
@@ -28,11 +29,17 @@ class CorpusSpec:
     synthetic: bool = False
     exclude_words: list[str] = field(default_factory=list)
     exclude_eval_words: bool = False  # drop the English digits and 'oh' (FSDD's words)
+    # drop clips shorter than this: words cut from sentences by alignment include 0.1 s fragments ("a", "the")
+    # that no one enrolls and that, zero-padded into a 1 s window, are mostly silence
+    min_seconds: float = 0.0
 
     def read(self) -> Corpus:
         corpus = read_corpus(self.path, self.kind, self.name)
         drop = set(self.exclude_words) | (ENGLISH_EVAL_WORDS if self.exclude_eval_words else set())
-        return corpus.without_words(drop)
+        corpus = corpus.without_words(drop)
+        if self.min_seconds > 0:
+            corpus = replace(corpus, items=[i for i in corpus.items if sf.info(str(i.path)).duration >= self.min_seconds])
+        return corpus
 
 
 @dataclass
