@@ -426,10 +426,10 @@ def main() -> int:
         p.error(f"unknown --systems; choose from {', '.join(s.key for s in SYSTEMS)}")
     if not OCEAN.is_dir():
         p.error(f"{OCEAN} is missing: import it with `edge-meta data speechocean762` (the test split)")
-    results = run(args)
-    bundle = Bundle.open(args.bundle or default_bundle_path())
+    bundle = Bundle.open(args.bundle or default_bundle_path())  # before the run: the cells are this bundle's
     bundle_id = bundle.bundle_id
     bundle.close()
+    results = run(args)
     if args.write:
         results = merged(results, bundle_id)
     text = (f"Bundle `{bundle_id}`.\n\n" + table(results) + "\n\n" + notes(results, args.bundle)

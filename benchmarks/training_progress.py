@@ -45,7 +45,7 @@ BARS = (("FSDD", "household 1-shot", 86.0, True), ("FSDD", "household 5-shot", 9
 
 
 def step_of(checkpoint: Path) -> int:
-    return int(torch.load(checkpoint, map_location="cpu", weights_only=False).get("step", -1))
+    return int(torch.load(checkpoint, map_location="cpu", weights_only=True).get("step", -1))
 
 
 def build(word: Path, voice: Path, out: Path) -> Path:

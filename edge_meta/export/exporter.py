@@ -123,7 +123,7 @@ def init_provenance(path: str) -> dict:
     p = Path(path)
     if not p.is_file():
         return {"file": path, "sha256": None}
-    state = torch.load(p, map_location="cpu", weights_only=False)
+    state = torch.load(p, map_location="cpu", weights_only=True)
     return {"file": path, "sha256": sha256_file(p), **({"from_bundle": state["from_bundle"]} if "from_bundle" in state else {})}
 
 
