@@ -48,9 +48,9 @@ def step_of(checkpoint: Path) -> int:
     return int(torch.load(checkpoint, map_location="cpu", weights_only=True).get("step", -1))
 
 
-def build(word: Path, voice: Path, out: Path) -> Path:
+def build(word: Path, voice: Path, name: str, out: Path) -> Path:
     """The int8 bundle the device would get from these two checkpoints (reused when already built)."""
-    bundle = out / f"{word.parent.name}-{step_of(word)}_{voice.parent.name}-{step_of(voice)}"
+    bundle = out / name
     if not (bundle / "manifest.json").exists():
         paired = out / f"{bundle.name}.pt"
         cli = [sys.executable, "-m", "edge_meta.cli"]
@@ -105,9 +105,10 @@ def main() -> int:
     Path(args.out).mkdir(parents=True, exist_ok=True)
     rows = {f"shipped bundle {Bundle.open(default_bundle_path()).bundle_id}": metrics(default_bundle_path(), args)}
     for word, voice in pairs:
-        bundle = build(word, voice, Path(args.out))
+        w, v = step_of(word), step_of(voice)
+        bundle = build(word, voice, f"{word.parent.name}-{w}_{voice.parent.name}-{v}", Path(args.out))
         print(f"measuring {bundle.name} ...", flush=True)
-        rows[f"{word.parent.name} step {step_of(word):,} + {voice.parent.name} step {step_of(voice):,}"] = metrics(bundle, args)
+        rows[f"{word.parent.name} step {w:,} + {voice.parent.name} step {v:,}"] = metrics(bundle, args)
     text = (f"% (EER: %, lower is better); {args.episodes} episodes, seed {args.seed}; ✓: meets issue 14's bar.\n\n"
             + table(rows))
     print(text)

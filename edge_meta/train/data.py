@@ -110,5 +110,5 @@ def build_bank(specs: list[CorpusSpec], window: int, cache_dir: Path | None, pro
 def load_noise(specs: list[CorpusSpec], max_files: int = 1000) -> list[np.ndarray]:
     """Background recordings (``_silence_``, ``_background_noise_``) of the real corpora, for augmentation:
     only their training share (edge_meta.noise), so the noisy benchmark mixes in audio training never heard."""
-    paths = [p for s in specs if not s.synthetic for p in s.read().noise][:max_files]
+    paths = [p for s in specs if not s.synthetic for p in read_corpus(s.path, s.kind, s.name).noise][:max_files]
     return load_noise_part(paths, "train")

@@ -25,9 +25,8 @@ import onnx
 import torch
 from onnx import numpy_helper
 
-from edge_meta.audio import fix_length, read_audio
 from edge_meta.bundle import Bundle
-from edge_meta.corpora import ENGLISH_EVAL_WORDS, EVAL_SOUNDALIKES, read_corpus
+from edge_meta.corpora import ENGLISH_EVAL_WORDS, EVAL_SOUNDALIKES, load_clips, read_corpus
 from edge_meta.errors import BundleError, EdgeMetaError
 from edge_meta.frontend import LogMel
 from edge_meta.train.encoders import DSCNN
@@ -133,8 +132,7 @@ def corpus_features(bundle: Bundle, corpus: Path, clips: int, seed: int = 0) -> 
     items = read_corpus(corpus).without_words(ENGLISH_EVAL_WORDS | EVAL_SOUNDALIKES).items
     picked = [items[i] for i in np.random.default_rng(seed).permutation(len(items))[:clips]]
     logmel = LogMel(bundle.frontend)
-    windows = np.stack([fix_length(read_audio(i.path, announce=False), logmel.spec.window_samples) for i in picked])
-    return torch.from_numpy(logmel.batch(windows.astype(np.float32)))
+    return torch.from_numpy(logmel.batch(load_clips(picked, logmel.spec.window_samples)))
 
 
 def main(argv: list[str] | None = None) -> int:

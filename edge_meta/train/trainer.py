@@ -114,8 +114,9 @@ def new_words(bank: ClipBank, share: float, seed: int) -> np.ndarray:
     one speaker and queries from another exist): held out of training to validate as new words."""
     if share <= 0:
         return np.zeros(0, dtype=np.int64)
-    speakers = [np.unique(bank.speakers[bank.labels == c]).size for c in range(len(bank.class_names))]
-    eligible = np.array([c for c in range(len(bank.class_names)) if not bank.synthetic[c] and speakers[c] >= 2])
+    words_of_pairs = np.unique(np.stack([bank.labels, bank.speakers]), axis=1)[0]  # one per (word, speaker)
+    speakers = np.bincount(words_of_pairs, minlength=len(bank.class_names))
+    eligible = np.flatnonzero(~bank.synthetic & (speakers >= 2))
     picked = np.random.default_rng(seed + 7).permutation(eligible)[: int(round(share * len(eligible)))]
     return np.sort(picked)
 
@@ -310,26 +311,26 @@ class Trainer:
         return ({"word"} if self.cfg.episodes.weight > 0 or "word" in teachers else set()) | \
             ({"speaker"} if self.speaker or "speaker" in teachers else set())
 
-    def validate(self) -> dict[str, float]:
+    def _word_scores(self, prefix: str, bank: ClipBank) -> dict[str, float]:
+        """Few-shot word accuracy on a held-out bank, per validation shot count it has clips for."""
         v = self.cfg.validation
-        scores: dict[str, float] = {}
-        emb = (embed_all(self.learner.encoder, self.frontend, self.val, self.device)
-               if "word" in self.trained() and len(self.val.clips) else None)
-        for k in v.shots if emb is not None else ():
+        if not len(bank.clips):
+            return {}
+        emb = embed_all(self.learner.encoder, self.frontend, bank, self.device)
+        scores = {}
+        for k in v.shots:
             try:
-                scores[f"val_{v.n_way}way_{k}shot"] = fewshot_accuracy(
-                    emb, self.val.labels, self.val.speakers, v.n_way, k, v.q_query, v.episodes, seed=1234).mean
+                scores[f"{prefix}_{v.n_way}way_{k}shot"] = fewshot_accuracy(
+                    emb, bank.labels, bank.speakers, v.n_way, k, v.q_query, v.episodes, seed=1234).mean
             except ValueError:
                 continue  # too few held-out clips for this shot count
-        if len(self.val_new.clips) and "word" in self.trained():
-            emb = embed_all(self.learner.encoder, self.frontend, self.val_new, self.device)
-            for k in v.shots:
-                try:
-                    scores[f"val_new_words_{v.n_way}way_{k}shot"] = fewshot_accuracy(
-                        emb, self.val_new.labels, self.val_new.speakers, v.n_way, k, v.q_query, v.episodes,
-                        seed=1234).mean
-                except ValueError:
-                    continue
+        return scores
+
+    def validate(self) -> dict[str, float]:
+        scores: dict[str, float] = {}
+        if "word" in self.trained():
+            for prefix, bank in (("val", self.val), ("val_new_words", self.val_new)):
+                scores.update(self._word_scores(prefix, bank))
         if "speaker" in self.trained() and len(self.val.clips):
             voices = embed_all(self.learner.encoder, self.frontend, self.val, self.device, projection="speaker")
             try:
