@@ -6,10 +6,15 @@ import shutil
 
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 
+from edge_meta.audio import read_audio
+from edge_meta.corpora import Item, is_validation_speaker
+from edge_meta.errors import DataError
 from edge_meta.train.config import config_from_dict
 from edge_meta.train.trainer import Trainer
+from edge_meta.train.windows import MIN_SPEECH, cut, sentences
 
 WORDS = ["bed", "bird", "cat", "dog", "down", "go", "happy", "house", "left", "marvin", "no", "off"]
 
@@ -23,6 +28,30 @@ def small_corpus(tmp_path_factory, gsc_dir):
         (root / word).mkdir()
         for take in sorted((gsc_dir / word).iterdir())[:10]:
             shutil.copy(take, root / word / take.name)
+    return root
+
+
+@pytest.fixture(scope="module")
+def read_sentences(tmp_path_factory, gsc_dir):
+    """An importer's output as distillation reads it: sentences.tsv naming "sentences" (three real words run
+    together) with their speakers and transcripts. One says an evaluation word, one a soundalike, one is by a
+    validation speaker, one says "bed" (a training word a run may hold out as new)."""
+    root = tmp_path_factory.mktemp("sentences")
+    names = (f"s{k}" for k in itertools.count())
+    train = [n for n in itertools.islice(names, 40) if not is_validation_speaker(Item(root.name, "", n, root))][:2]
+    held = next(n for n in names if is_validation_speaker(Item(root.name, "", n, root)))
+    rows = [(train[0], "YES UP WOW"), (train[1], "SHEILA TREE VISUAL"), (train[0], "STOP TWO RIGHT"),
+            (train[1], "LEARN FOR FOLLOW"), (held, "YES STOP WOW"), (train[0], "BED UP YES")]
+    silence = np.zeros(4800, np.float32)
+    lines = ["utterance\tspeaker\tpath\tseconds\tstatus\tclips\ttext"]
+    for k, (speaker, text) in enumerate(rows):
+        said = [read_audio(sorted((gsc_dir / {"for": "forward"}.get(w.lower(), w.lower())).iterdir())[k],
+                           announce=False) for w in text.split()]  # the transcript is what filters; audio: a word
+        audio = np.concatenate([np.concatenate([silence, x]) for x in said] + [np.zeros(32000, np.float32)])
+        path = root / f"{k}.flac"
+        sf.write(path, audio, 16000)
+        lines.append(f"{k}\t{speaker}\t{path}\t{len(audio) / 16000:.2f}\tcut\t3\t{text}")
+    (root / "sentences.tsv").write_text("\n".join(lines) + "\n")
     return root
 
 
@@ -49,9 +78,12 @@ def weights(trainer: Trainer) -> dict[str, torch.Tensor]:
     return {k: v.clone() for k, v in trainer.trainable.state_dict().items()}
 
 
-@pytest.mark.parametrize("distill", [None, {"word_teacher": "speech_embedding", "batch": 8}],
-                         ids=["episodic", "episodic+distillation"])
-def test_a_run_stopped_by_its_time_budget_resumes_to_the_same_weights(tmp_path, small_corpus, distill):
+@pytest.mark.parametrize("distill", [None, {"word_teacher": "speech_embedding", "batch": 8},
+                                     {"word_teacher": "speech_embedding", "batch": 8, "sentences": True}],
+                         ids=["episodic", "episodic+distillation", "episodic+distillation+sentences"])
+def test_a_run_stopped_by_its_time_budget_resumes_to_the_same_weights(tmp_path, small_corpus, read_sentences, distill):
+    if distill and distill.get("sentences"):
+        distill = {**distill, "sentences": [str(read_sentences)], "hop_s": 0.25}
     straight = Trainer(config(tmp_path / "straight", small_corpus, distill), progress=False)
     straight.run()
     assert straight.step == 8 and not straight.stopped_early
@@ -229,3 +261,41 @@ def test_a_corpus_can_keep_only_clips_long_enough_to_be_words(tmp_path):
     assert sorted((i.word, i.path.name) for i in kept) == [("a", "s2_nohash_2.flac"), ("people", "s0_nohash_0.flac"),
                                                              ("people", "s1_nohash_1.flac")]
     assert len(CorpusSpec(str(tmp_path)).read().items) == 6
+
+
+def test_read_sentences_join_distillation_but_never_say_what_training_must_not_hear(read_sentences, small_corpus,
+                                                                                    tmp_path):
+    """Sentence windows: evaluation words, their soundalikes, validation speakers and held-out new words stay out;
+    the windows kept are speech, not the pauses; they join the distillation pool (with their teacher targets),
+    never an episode."""
+    from edge_meta.audio import active_speech
+
+    texts = lambda kept: sorted(p.stem for _, p in kept)
+    assert texts(sentences(read_sentences, set())) == ["0", "1", "5"]
+    assert texts(sentences(read_sentences, {"bed"})) == ["0", "1"]
+    x = read_audio(read_sentences / "0.flac", announce=False)
+    windows = cut(x, 16000, 4000)
+    starts = range(0, len(x) - 16000 + 1, 4000)
+    assert 0 < len(windows) < len(starts)  # the trailing 2 s of (digital) silence gives none
+    # mostly speech (a window's own VAD is at least as lenient as the sentence's, which chose it)
+    assert all(np.mean(active_speech(w)) >= MIN_SPEECH for w in windows)
+
+    cfg = config(tmp_path, small_corpus, {"word_teacher": "speech_embedding", "batch": 16,
+                                          "sentences": [str(read_sentences)], "hop_s": 0.25})
+    cfg.validation.new_words = 1 / 3
+    trainer = Trainer(cfg, progress=False)
+    trainer.prepare_data()
+    held = {trainer.bank.class_names[c].split(":", 1)[1] for c in np.unique(trainer.val_new.labels)}
+    expected = sum(len(cut(read_audio(p, announce=False), 16000, 4000)) for _, p in sentences(read_sentences, held))
+    assert len(trainer.windows) == expected > 0
+    assert len(trainer.targets["word"]) == len(trainer.train_index) + len(trainer.windows)
+    feats, targets = trainer._distill_batch()
+    assert feats.shape[0] == len(targets["word"]) == 16
+    bank_clips = len(trainer.bank.clips)
+    for _ in range(10):
+        _, support, query = trainer.real.sample()  # episodes index the bank: no window is in one
+        assert max(support.max(), query.max()) < bank_clips
+
+    cfg.distill.sentences = [str(tmp_path)]
+    with pytest.raises(DataError, match="sentences.tsv"):
+        Trainer(cfg, progress=False).prepare_data()

@@ -12,7 +12,7 @@ targets are centred on their mean over the training clips before either term see
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -27,6 +27,10 @@ class DistillConfig:
     weight: float = 1.0  # share of the distillation loss in each step's total
     relational: float = 1.0  # weight of the relational term beside the direct one
     batch: int = 64  # clips per step
+    # importer output folders (with a sentences.tsv) whose read sentences, cut into windows, join the batch's
+    # pool beside the word clips (edge_meta.train.windows)
+    sentences: list[str] = field(default_factory=list)
+    hop_s: float = 0.5  # between those windows
 
     @property
     def teachers(self) -> dict[str, str]:

@@ -39,6 +39,7 @@ from edge_meta.train.learners import Learner, build_learner
 from edge_meta.train.learners.base import EpisodeResult
 from edge_meta.train.speaker import SpeakerObjective
 from edge_meta.train.teachers import TEACHERS, build_teacher, teacher_targets
+from edge_meta.train.windows import sentence_windows
 
 
 def pick_device(name: str) -> torch.device:
@@ -221,7 +222,8 @@ class Trainer:
         seed = cfg.seed + 1000 * self.dist.rank  # every process draws its own episodes
         e = cfg.episodes
         synthetic_clip = self.bank.synthetic[self.bank.labels]
-        new_word_clip = np.isin(self.bank.labels, new_words(self.bank, cfg.validation.new_words, cfg.seed))
+        held_out = new_words(self.bank, cfg.validation.new_words, cfg.seed)
+        new_word_clip = np.isin(self.bank.labels, held_out)
         train = ~self.bank.validation & ~new_word_clip
         self.real = SubsetSampler.over(self.bank, train & ~synthetic_clip, e.n_way, e.k_shot, e.q_query, e.mode, seed)
         self.synth = SubsetSampler.over(self.bank, train & synthetic_clip, e.n_way, e.k_shot, e.q_query, "any", seed + 1)
@@ -239,17 +241,30 @@ class Trainer:
         self.rng = np.random.default_rng(seed + 2)
         self.distill_rng = np.random.default_rng(seed + 5)
         self.train_index = np.flatnonzero(train)
+        self.windows = np.zeros((0, cfg.frontend.window_samples), np.int16)
+        if self.distill and cfg.distill.sentences:
+            self.windows, self.windows_key = sentence_windows(
+                cfg.distill.sentences, cfg.frontend.window_samples, int(cfg.distill.hop_s * cfg.frontend.sample_rate),
+                {self.bank.class_names[c].split(":", 1)[1] for c in held_out}, Path(cfg.cache_dir), self.progress)
         self.targets = self._teacher_targets() if self.distill else {}
         if self._resume_rng is not None:
             self._set_rng_state(self._resume_rng)
 
     def _teacher_targets(self) -> dict[str, torch.Tensor]:
-        """Centred teacher targets of every bank clip, per taught projection (cached per bank and teacher)."""
+        """Centred teacher targets of the distillation pool (training clips, then sentence windows), per taught
+        projection; cached per bank (or set of windows) and teacher."""
         out = {}
+        cache_dir = Path(self.cfg.cache_dir)
         for projection, name in self.cfg.distill.teachers.items():
-            cache = Path(self.cfg.cache_dir) / f"teacher-{name}-{self.bank.key}.npy" if self.bank.key else None
-            raw = teacher_targets(build_teacher(name), self.bank.clips, cache, progress=self.progress)
-            out[projection] = torch.from_numpy(centred(raw[self.train_index])).to(self.device)
+            teacher = build_teacher(name)
+            raw = teacher_targets(teacher, self.bank.clips,
+                                  cache_dir / f"teacher-{name}-{self.bank.key}.npy" if self.bank.key else None,
+                                  progress=self.progress)[self.train_index]
+            if len(self.windows):
+                raw = np.concatenate([raw, teacher_targets(teacher, self.windows,
+                                                           cache_dir / f"teacher-{name}-windows-{self.windows_key}.npy",
+                                                           progress=self.progress)])
+            out[projection] = torch.from_numpy(centred(raw)).to(self.device)
         return out
 
     def _next_episode(self):
@@ -264,9 +279,9 @@ class Trainer:
         progress = (step - o.warmup) / max(1, o.steps - o.warmup)
         return o.lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
-    def _features(self, idx: np.ndarray) -> torch.Tensor:
-        """Augmented features (B, 1, n_mels, n_frames) of bank clips, on the device."""
-        x = torch.from_numpy(self.bank.waveforms(idx)).to(self.device)
+    def _features(self, waveforms: np.ndarray) -> torch.Tensor:
+        """Augmented features (B, 1, n_mels, n_frames) of float waveforms (B, window), on the device."""
+        x = torch.from_numpy(waveforms).to(self.device)
         with torch.no_grad():
             lm = self.augmenter.log_mel(self.frontend.log_mel_frames(self.augmenter.waveforms(x)))
             feats = self.augmenter.features(self.frontend.normalise(lm).transpose(-1, -2).unsqueeze(1))
@@ -275,7 +290,7 @@ class Trainer:
     def _episode_tensors(self, drawn) -> tuple[torch.Tensor, ...]:
         """Augmented features of an episode's support and query, and their labels, on the device."""
         ep, s_idx, q_idx = drawn
-        feats = self._features(np.concatenate([s_idx, q_idx]))
+        feats = self._features(self.bank.waveforms(np.concatenate([s_idx, q_idx])))
         ns = len(s_idx)
         sy = torch.from_numpy(ep.support_y).to(self.device)
         qy = torch.from_numpy(ep.query_y).to(self.device)
@@ -287,9 +302,14 @@ class Trainer:
         return (self.real_voices if use_real else self.synth_voices).sample()
 
     def _distill_batch(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Augmented training clips drawn uniformly, and their teachers' (clean) targets."""
-        pick = self.distill_rng.choice(len(self.train_index), self.cfg.distill.batch, replace=False)
-        return self._features(self.train_index[pick]), {p: t[pick] for p, t in self.targets.items()}
+        """Augmented clips drawn uniformly from the pool (training clips, then sentence windows), and their
+        teachers' (clean) targets."""
+        n = len(self.train_index)
+        pick = np.sort(self.distill_rng.choice(n + len(self.windows), self.cfg.distill.batch, replace=False))
+        clips, windows = pick[pick < n], pick[pick >= n] - n
+        wave = np.concatenate([self.bank.waveforms(self.train_index[clips]),
+                               self.windows[windows].astype(np.float32) / 32768.0])
+        return self._features(wave), {p: t[pick] for p, t in self.targets.items()}
 
     def train_step(self) -> tuple[float, float]:
         for group in self.optimizer.param_groups:
@@ -354,7 +374,8 @@ class Trainer:
                        f"learner {cfg.learner.name}, {len(self.bank.clips):,} clips of {len(self.bank.class_names):,} classes "
                        f"({len(self.train_index):,} train / {len(self.val.clips):,} held-out speakers"
                        + (f" / {len(self.val_new.clips):,} of {np.unique(self.val_new.labels).size} held-out new words"
-                          if len(self.val_new.clips) else "") + ")")
+                          if len(self.val_new.clips) else "") + ")"
+                       + (f", {len(self.windows):,} sentence windows for distillation" if len(self.windows) else ""))
         if self.dist.world > 1 and self.dist.main:
             tqdm.write(f"{self.dist.world} processes (DistributedDataParallel), each drawing its own episodes")
         log_path = self.out / "log.csv"
