@@ -18,9 +18,11 @@ from edge_meta.device.verifier import SCALES, TemplateVerifier
 from edge_meta.errors import AudioError
 
 CLICK_S = 0.5  # silence between the word and a click after it
-# Five Speech Commands speakers saying "go": their takes disagree (cross-speaker), none of them is a wrong word.
-HOUSEHOLD_GO = ("cfbedff9", "94de6a6a", "af130f12", "e5e54cee", "a8e25ebb")
-HOUSEHOLD_NO = ("5e3dde6b", "8625475c", "8056e897", "798f702a", "1cb788bc")  # "no", the same way
+# Five Speech Commands speakers saying "go": their takes disagree (cross-speaker), yet none scores below a tenth
+# of the background bank against the others (with bundle b554a3abf53123cc e5e54cee's does: it is refused by name).
+HOUSEHOLD_GO = ("cfbedff9", "94de6a6a", "af130f12", "daf230ac", "a8e25ebb")
+HOUSEHOLD_NO = ("5e3dde6b", "8625475c", "8056e897", "caf9fceb", "1cb788bc")  # "no", the same way (each passes the
+# prompts' take-by-take check: with b554a3abf53123cc 798f702a's does not)
 
 
 def fsdd(fsdd_dir: Path, digit: int, speaker: str, take: int) -> np.ndarray:

@@ -30,13 +30,13 @@ def device(*args) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def enrolled(tmp_path_factory, fsdd_dir):
-    """bob's "seven" and "two", and bob's voice, from real recordings."""
+    """bob's "seven" and "two", and bob's voice, from real recordings (five takes a word, as prompting takes)."""
     folder = tmp_path_factory.mktemp("damage")
     rec = fsdd_dir / "recordings"
     store = folder / "base.db"
     for digit in (7, 2):
         r = device("enroll-word", {7: "seven", 2: "two"}[digit], "--user", "bob", "--store", store, "--from",
-                   *[rec / f"{digit}_theo_{i}.wav" for i in range(3)])
+                   *[rec / f"{digit}_theo_{i}.wav" for i in range(5)])  # the default five takes
         assert r.returncode == 0, r.stderr
     voice = folder / "voice.wav"
     sf.write(voice, np.concatenate([sf.read(rec / f"{d}_theo_30.wav")[0] for d in (1, 3, 4, 5, 6, 8)]), 8000)

@@ -178,12 +178,16 @@ def test_stream_of_real_speech_at_44k_stereo_gets_the_words_when_and_by_whom_the
     assert s["keywords"] == 6 and s["hits"] >= 4, s
     assert s["false_alarms"] + s["wrong_word"] <= 2, s
     # who spoke: as the runtime says on the 16 kHz original, save where its voice score is within what the
-    # 16 -> 44.1 -> 16 kHz round trip can move a cosine (0.02) of the voice threshold
-    # (detections near a threshold may come or go with the round trip: the bars above count those)
+    # 16 -> 44.1 -> 16 kHz round trip can move a cosine (0.02) of the voice threshold. A detection the round trip
+    # moves by a hop (100 ms) is scored on another window, which moves a voice cosine by up to ~0.2 (measured
+    # with bundle b554a3abf53123cc): its speaker may differ (the bars above count it as found)
     voices, threshold = reference
     paired = [(d, r) for d in found for r in voices if r[0] == d.name and abs(r[1] - d.timestamp) <= 100]
     assert len(paired) >= len(voices) - 1 and {d.speaker for d in found} <= {SPEAKER, None}
-    assert all(d.speaker == speaker or abs(score - threshold) < 0.02 for d, (_, _, speaker, score) in paired)
+    same_hop = [(d, r) for d, r in paired if d.timestamp == r[1]]
+    assert len(same_hop) >= len(paired) - 1, [(d.timestamp, r[1]) for d, r in paired]
+    assert all(d.speaker == speaker or abs(score - threshold) < 0.02 for d, (_, _, speaker, score) in same_hop), \
+        [(d.timestamp, d.speaker, speaker, round(score, 3), round(threshold, 3)) for d, (_, _, speaker, score) in same_hop]
     assert any(d.speaker == SPEAKER for d, _ in paired)
 
 
