@@ -62,8 +62,9 @@ class OneGraph:
     def __init__(self, inner) -> None:
         self.inner, self.name, self.outputs = inner, inner.name, inner.outputs
 
-    def embed(self, features: np.ndarray, outputs: list[str] | None = None) -> dict[str, np.ndarray]:
-        return self.inner.embed(features)
+    def embed(self, features: np.ndarray, outputs: list[str] | None = None,
+              waveform: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        return self.inner.embed(features, waveform=waveform)
 
 
 def clips(fsdd: Path, digit: int, takes) -> list[np.ndarray]:

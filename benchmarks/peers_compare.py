@@ -17,7 +17,7 @@ import datetime as dt
 import os
 import platform
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -41,17 +41,16 @@ BEGIN, END = "<!-- peers:table:begin -->", "<!-- peers:table:end -->"
 
 def run(bundle: Path, data: Path, episodes: int, seed: int, cache: Path, extra: bool,
         log=print, snrs: tuple[float, ...] = (), only: Callable[[Entry], bool] = lambda entry: True,
-        add: Sequence[Entry] = ()) -> tuple[list[ClipSet], list[System], dict[str, dict[str, SetResult]], list[str]]:
-    """Embed, evaluate every system (``only`` those it accepts, and the ``add``ed ones) on every clip set; also a
-    line for each system that could not run, with why."""
+        ) -> tuple[list[ClipSet], list[System], dict[str, dict[str, SetResult]], list[str]]:
+    """Embed, evaluate every system (``only`` those it accepts) on every clip set; also a line for each system
+    that could not run, with why."""
     sets = load_sets(data, extra, snrs, seed, cache)
     files = [f for s in sets for f in s.files]
     offsets = np.cumsum([0] + [len(s.items) for s in sets])
     entries, missing = lineup(bundle)
-    entries = [*filter(only, entries), *add]
     systems = []
     results: dict[str, dict[str, SetResult]] = {s.name: {} for s in sets}
-    for entry in entries:
+    for entry in filter(only, entries):
         if not entry.worker.available():
             missing.append(f"{entry.name}: not installed ({entry.worker.python} is missing; run "
                            f"`bash benchmarks/peers/install.sh {entry.install_name}`)")

@@ -66,8 +66,8 @@ def record(fsdd: Path, speaker: str, keywords: list[int], audio: np.ndarray, tru
     seen: list[np.ndarray] = []
     embed = det.backend.embed
 
-    def keep(features, outputs=None):
-        out = embed(features, outputs)
+    def keep(features, outputs=None, waveform=None):
+        out = embed(features, outputs, waveform=waveform)
         seen.append(out["word"][0].copy())
         return out
 

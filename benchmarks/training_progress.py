@@ -26,7 +26,6 @@ import torch  # noqa: E402
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from device_results import stamp  # noqa: E402
-from peers.lineup import Entry  # noqa: E402
 from peers_compare import run  # noqa: E402
 from results_md import write_section  # noqa: E402
 
@@ -61,17 +60,15 @@ def build(word: Path, voice: Path, name: str, out: Path) -> Path:
     return bundle
 
 
-def metrics(bundle: Path, args: argparse.Namespace, add: Entry | None = None) -> dict[tuple[str, str], float]:
-    """(clip set, metric) -> % for edge-meta's int8 ONNX encoders of ``bundle`` (or for the ``add``ed system)."""
-    system = add.name if add else EDGE_META
+def metrics(bundle: Path, args: argparse.Namespace) -> dict[tuple[str, str], float]:
+    """(clip set, metric) -> % for edge-meta's int8 ONNX encoders of ``bundle``."""
     _, _, results, missing = run(bundle, Path(args.data), args.episodes, args.seed, Path(args.cache), True,
-                                 log=lambda m: None, snrs=(10.0, 5.0), only=lambda e: not add and e.name == EDGE_META,
-                                 add=[add] if add else [])
+                                 log=lambda m: None, snrs=(10.0, 5.0), only=lambda e: e.name == EDGE_META)
     out = {}
     for set_name, by_system in results.items():
-        r = by_system.get(system)
+        r = by_system.get(EDGE_META)
         if r is None:
-            raise SystemExit(f"{bundle}: {system} did not run: {'; '.join(missing)}")
+            raise SystemExit(f"{bundle}: edge-meta did not run: {'; '.join(missing)}")
         out.update({(set_name, k): 100 * v.mean for k, v in r.fewshot.items()})
         out.update({(set_name, k): 100 * v for k, v in r.open_set.items() if k != "auroc"})
         out.update({(set_name, k): 100 * v for k, v in r.eer.items()})

@@ -112,6 +112,11 @@ class Bundle:
                               "the manifest)", REBUILD_HINT)
         return data
 
+    def encoder_inputs(self, backend: str, precision: str = "int8") -> list[str]:
+        """What each of `encoder_files`' graphs takes: "features" (log-mel, the default) or "waveform"."""
+        return [e.get("input", "features") for e in self.manifest["encoder"]["files"]
+                if e["backend"] == backend and e["precision"] == precision]
+
     def encoder_files(self, backend: str, precision: str = "int8") -> list[tuple[Path, list[str]]]:
         """The graph files of one encoder format and the outputs each computes: one file for all outputs, or
         one per output when export split a pair graph (so the device can run the speaker trunk only when needed)."""
@@ -234,6 +239,7 @@ def _check_manifest(m: Any, label: Path) -> None:
     if not isinstance(files, list) or not all(
             isinstance(e, dict) and all(isinstance(e.get(k), str) for k in ("backend", "precision", "file"))
             and isinstance(e.get("outputs", []), list) and all(isinstance(o, str) for o in e.get("outputs", []))
+            and e.get("input", "features") in ("features", "waveform")
             for e in files):
         raise BundleError(f"{label}: {MANIFEST} field 'encoder.files' is malformed", REBUILD_HINT)
     # the other fields the runtime reads, so a malformed one is refused here rather than failing later

@@ -162,11 +162,11 @@ class Flaky:
     def __init__(self, inner):
         self.inner, self.name, self.separable, self.failed = inner, inner.name, inner.separable, False
 
-    def embed(self, features, outputs=None):
+    def embed(self, features, outputs=None, waveform=None):
         if not self.failed:
             self.failed = True
             raise RuntimeError("simulated encoder failure")
-        return self.inner.embed(features, outputs)
+        return self.inner.embed(features, outputs, waveform=waveform)
 
 
 class WithBadChunks(ArraySource):

@@ -181,9 +181,9 @@ class RecordingBackend:
         self.inner, self.name, self.separable, self.windows = inner, inner.name, inner.separable, []
         self.detector = None
 
-    def embed(self, features, outputs=None):
+    def embed(self, features, outputs=None, waveform=None):
         self.windows.append((self.detector.next_boundary, features[0, 0].copy()))
-        return self.inner.embed(features, outputs)
+        return self.inner.embed(features, outputs, waveform=waveform)
 
 
 def test_frames_skipped_below_the_gate_are_computed_when_it_opens(tmp_path, fsdd_dir):

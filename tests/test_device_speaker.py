@@ -61,8 +61,8 @@ class CountingBackend:
         self.inner, self.calls, self.outputs = inner, {}, set()
         self.name, self.separable = inner.name, separable and inner.separable
 
-    def embed(self, features, outputs=None):
-        out = self.inner.embed(features, outputs if self.separable else None)
+    def embed(self, features, outputs=None, waveform=None):
+        out = self.inner.embed(features, outputs if self.separable else None, waveform=waveform)
         for name, v in out.items():
             self.calls[name] = self.calls.get(name, 0) + 1
             self.outputs.add((name, v.shape[1]))

@@ -30,7 +30,8 @@ class EdgeMeta:
                      "models": f"{' + '.join(encoder)} (bundle {self.bundle.bundle_id})"}
 
     def embed(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        out = self.backend.embed(self.logmel.batch(word_window(x, self.logmel.spec.window_samples)[None]))
+        window = word_window(x, self.logmel.spec.window_samples)[None]
+        out = self.backend.embed(self.logmel.batch(window), waveform=window)
         return {"pooled": out["word"][0], **({"voice": out["speaker"][0]} if "speaker" in out else {})}
 
 

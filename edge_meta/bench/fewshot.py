@@ -71,18 +71,23 @@ def embed_clips(backend: EncoderBackend, logmel: LogMel, clips: list[np.ndarray]
     out = []
     for i in range(0, len(clips), batch):
         windows = np.stack([word_window(c, n) for c in clips[i : i + batch]])
-        out.append(backend.embed(logmel.batch(windows), [output])[output])
+        out.append(backend.embed(logmel.batch(windows), [output], waveform=windows)[output])
     return np.concatenate(out)
 
 
-def encoder_latency_ms(backend: EncoderBackend, features: np.ndarray, runs: int = 30) -> float:
-    """Median single-window time after warm-up (the backend should have 1 thread)."""
+def encoder_latency_ms(backend: EncoderBackend, features: np.ndarray, runs: int = 30,
+                       waveform: np.ndarray | None = None) -> float:
+    """Median single-window time after warm-up (the backend should have 1 thread); ``waveform``: the windows the
+    features came from, for a graph that takes samples."""
+    def one(i: int) -> None:
+        backend.embed(features[i][None], waveform=None if waveform is None else waveform[i][None])
+
     for _ in range(5):
-        backend.embed(features[:1])
+        one(0)
     times = []
     for i in range(runs):
         t = time.perf_counter()
-        backend.embed(features[i % len(features)][None])
+        one(i % len(features))
         times.append(time.perf_counter() - t)
     return 1000 * statistics.median(times)
 
@@ -162,7 +167,8 @@ def run_bench(bundle: str | Path | None, fsdd: str | Path, episodes: int = 1000,
         pool = eval_noise(Path(fsdd).parent) if snrs else []
         conditions = {f"2 s {snr:g} dB" if snr is not None else "2 s clean": noisy_clips(data.clips, pool, snr, seed)
                       for snr in ((None, *snrs) if snrs else ())}
-        probe = logmel.batch(np.stack([fix_length(c, logmel.spec.window_samples) for c in data.clips[:30]]))
+        windows = np.stack([fix_length(c, logmel.spec.window_samples) for c in data.clips[:30]])
+        probe = logmel.batch(windows)
         for entry in b.manifest["encoder"]["files"]:
             backend_name, precision = entry["backend"], entry["precision"]
             if precision not in precisions:
@@ -172,7 +178,7 @@ def run_bench(bundle: str | Path | None, fsdd: str | Path, episodes: int = 1000,
             systems[f"edge-meta {label}"] = embed_clips(backend, logmel, data.clips)
             for condition, clips in conditions.items():
                 systems[f"edge-meta {label}, {condition}"] = embed_clips(backend, logmel, clips)
-            result.cost[f"encoder ms/window, {label}, 1 thread"] = encoder_latency_ms(backend, probe)
+            result.cost[f"encoder ms/window, {label}, 1 thread"] = encoder_latency_ms(backend, probe, waveform=windows)
         if baseline:
             systems["MFCC + DTW templates"] = dtw_scorer(data, logmel.spec, Path(cache_dir) if cache_dir else None)
         result.rows = run_protocols(systems, data, episodes, seed)

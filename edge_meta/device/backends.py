@@ -1,9 +1,12 @@
-"""Encoder backends: run the bundle's encoder on log-mel features, nothing else.
+"""Encoder backends: run the bundle's encoder on log-mel features (or the window's samples), nothing else.
 
 Every backend takes features (B, 1, n_mels, n_frames) float32 and returns unit-length embeddings
 per output name ("word", and "speaker" when the bundle has a speaker projection). A backend whose
 outputs come from separate graphs (`separable`) computes only the outputs asked for: the detector
 runs the word graph on every hop and the speaker graph only when a word may fire.
+
+A graph whose manifest entry says ``"input": "waveform"`` (the trunk flavour's word graph: a pretrained trunk
+that makes its own frontend) takes the window's samples (B, window_samples) instead, so callers pass both.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ class EncoderBackend(Protocol):
     outputs: list[str]
     separable: bool  # True: asking for fewer outputs costs less
 
-    def embed(self, features: np.ndarray, outputs: list[str] | None = None) -> dict[str, np.ndarray]: ...
+    def embed(self, features: np.ndarray, outputs: list[str] | None = None,
+              waveform: np.ndarray | None = None) -> dict[str, np.ndarray]: ...
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -58,21 +62,26 @@ class OnnxBackend:
     name = "onnx"
 
     def __init__(self, paths: list[Path] | str | Path, threads: int = 1,
-                 read: Callable[[Path], bytes] | None = None) -> None:
-        """``read``: how to get a graph's bytes (a bundle's `Bundle.read`, which checks them); default: by path."""
-        self.sessions = []  # (session, its output names)
-        for path in [paths] if isinstance(paths, (str, Path)) else paths:
+                 read: Callable[[Path], bytes] | None = None, inputs: list[str] | None = None) -> None:
+        """``read``: how to get a graph's bytes (a bundle's `Bundle.read`, which checks them); default: by path.
+        ``inputs``: what each graph takes, "features" (the default) or "waveform"."""
+        paths = [paths] if isinstance(paths, (str, Path)) else paths
+        self.sessions = []  # (session, its output names, what it takes)
+        for path, kind in zip(paths, inputs or ["features"] * len(paths)):
             session = onnx_session(read(path) if read else path, threads, str(path))
-            self.sessions.append((session, [o.name for o in session.get_outputs()]))
-        self.input_name = self.sessions[0][0].get_inputs()[0].name
-        self.outputs = [o for _, names in self.sessions for o in names]
+            self.sessions.append((session, [o.name for o in session.get_outputs()], kind))
+        self.outputs = [o for _, names, _ in self.sessions for o in names]
         self.separable = len(self.sessions) > 1
 
-    def embed(self, features: np.ndarray, outputs: list[str] | None = None) -> dict[str, np.ndarray]:
-        feed = {self.input_name: np.ascontiguousarray(features, dtype=np.float32)}
+    def embed(self, features: np.ndarray, outputs: list[str] | None = None,
+              waveform: np.ndarray | None = None) -> dict[str, np.ndarray]:
         out = {}
-        for session, names in self.sessions:
+        for session, names, kind in self.sessions:
             if outputs is None or not set(names).isdisjoint(outputs):
+                x = features if kind == "features" else waveform
+                if x is None:
+                    raise ValueError(f"the graph computing {names} takes the window's samples: pass waveform=")
+                feed = {session.get_inputs()[0].name: np.ascontiguousarray(x, dtype=np.float32)}
                 out.update(zip(names, map(_unit, session.run(names, feed))))
         return out
 
@@ -89,28 +98,31 @@ def open_backend(bundle: Bundle, backend: str = "onnx", precision: str = "int8",
         raise ConfigError(f"{threads} encoder threads is out of range (1-{MAX_THREADS})",
                           "1 keeps a Pi responsive; at most its number of cores")
     parts = bundle.encoder_files(backend, precision)
+    inputs = bundle.encoder_inputs(backend, precision)
     outputs = bundle.manifest["encoder"].get("outputs", ["word"])
     if backend == "tflite":
         from edge_meta.device.tflite_backend import TfliteBackend
 
-        if len(parts) != 1:
-            raise BundleError(f"{bundle.root}: a TFLite encoder must be one graph file", REBUILD_HINT)
+        if len(parts) != 1 or inputs != ["features"]:
+            raise BundleError(f"{bundle.root}: a TFLite encoder must be one graph file on log-mel features", REBUILD_HINT)
         tfl = TfliteBackend(parts[0][0], threads, outputs=outputs, read=bundle.read)
         _check_encoder(parts[0][0], bundle, tfl.input["shape"], outputs, tfl.outputs, len(tfl.output_details))
         return tfl
-    onnx = OnnxBackend([path for path, _ in parts], threads=threads, read=bundle.read)  # the bytes verified at open
-    for (path, wanted), (session, names) in zip(parts, onnx.sessions):
-        _check_encoder(path, bundle, session.get_inputs()[0].shape, wanted, names, len(names))
+    onnx = OnnxBackend([path for path, _ in parts], threads=threads, read=bundle.read, inputs=inputs)  # bytes verified
+    for (path, wanted), (session, names, kind) in zip(parts, onnx.sessions):
+        _check_encoder(path, bundle, session.get_inputs()[0].shape, wanted, names, len(names), kind)
     return onnx
 
 
-def _check_encoder(path: Path, bundle: Bundle, shape, wanted: list[str], outputs: list[str], n_outputs: int) -> None:
-    """Refuse an encoder that cannot take this bundle's features or lacks an output the manifest promises: found
-    at open, not at the first window."""
+def _check_encoder(path: Path, bundle: Bundle, shape, wanted: list[str], outputs: list[str], n_outputs: int,
+                   kind: str = "features") -> None:
+    """Refuse an encoder that cannot take this bundle's features (or windows) or lacks an output the manifest
+    promises: found at open, not at the first window."""
     spec = bundle.frontend
-    dims = [int(d) if isinstance(d, (int, np.integer)) else None for d in shape]  # None: a symbolic (batch) axis
-    if len(dims) != 4 or any(d is not None and d != w for d, w in zip(dims[1:], (1, spec.n_mels, spec.n_frames))):
-        raise BundleError(f"{path}: the encoder takes input {list(shape)}, but the frontend makes "
-                          f"(batch, 1, {spec.n_mels}, {spec.n_frames})", REBUILD_HINT)
+    dims = [int(d) if isinstance(d, (int, np.integer)) else None for d in shape]  # None: a symbolic axis
+    expected = (spec.window_samples,) if kind == "waveform" else (1, spec.n_mels, spec.n_frames)
+    if len(dims) != 1 + len(expected) or any(d is not None and d != w for d, w in zip(dims[1:], expected)):
+        raise BundleError(f"{path}: the encoder takes input {list(shape)}, but the device gives it "
+                          f"(batch, {', '.join(map(str, expected))})", REBUILD_HINT)
     if not set(wanted) <= set(outputs) or len(outputs) != n_outputs:
         raise BundleError(f"{path}: the encoder's outputs {outputs} do not match the manifest's {wanted}", REBUILD_HINT)

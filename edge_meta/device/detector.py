@@ -224,6 +224,8 @@ class StreamingDetector:
         self.n_frames, self.window = spec.n_frames, spec.window_samples
         self.pending = np.zeros(0, dtype=np.float32)  # samples from the next frame's start on
         self.tail = np.zeros(0, dtype=np.float32)  # the newest hop of samples, for the energy gate
+        self.recent = np.zeros(spec.window_samples, dtype=np.float32)  # the newest window of samples, for a graph
+        # that takes them (the trunk flavour's word graph) rather than the ring's log-mel frames
         self.history = verified_frames(spec, self.cfg)  # frames kept: the window, and the template check's context
         self.ring = np.zeros((2 * self.history, spec.n_mels), dtype=np.float32)  # log-mel frames; newest at [end-1]
         self.end = 0
@@ -281,6 +283,7 @@ class StreamingDetector:
             piece, chunk = chunk[:take], chunk[take:]
             self.pending = np.concatenate([self.pending, piece])
             self.tail = np.concatenate([self.tail, piece])[-self.hop :]
+            self.recent = np.concatenate([self.recent, piece])[-self.window :]
             self.sample_count += len(piece)
             if self.sample_count == self.next_boundary:
                 hop = self._score(self.next_boundary, self.tail, live=decide)
@@ -352,18 +355,19 @@ class StreamingDetector:
             return HopScores(boundary, *self.unscored, gated=True)
         window = self.ring[self.end - self.n_frames : self.end]
         feats = np.ascontiguousarray(self.logmel.normalise(window).T[None, None])  # a copy: the ring moves on
+        wave = self.recent[None]  # replaced, never changed in place, as the stream moves on
         self.encoder_calls += 1
         if (live and self.backend.separable and self.scorer.vocabulary.voices
                 and self.scorer.speaker_output != "word"):
-            hop = HopScores(boundary, self.scorer.words(self.backend.embed(feats, ["word"])),
-                            functools.cache(lambda: self._speaker_scores(feats)))
+            hop = HopScores(boundary, self.scorer.words(self.backend.embed(feats, ["word"], waveform=wave)),
+                            functools.cache(lambda: self._speaker_scores(feats, wave)))
         else:
             needed = None if self.scorer.vocabulary.voices else ["word"]
-            hop = HopScores(boundary, *self.scorer.score(self.backend.embed(feats, needed)))
+            hop = HopScores(boundary, *self.scorer.score(self.backend.embed(feats, needed, waveform=wave)))
         if live:
             self.hold.offer(hop)
         return hop
 
-    def _speaker_scores(self, feats: np.ndarray) -> np.ndarray:
+    def _speaker_scores(self, feats: np.ndarray, wave: np.ndarray) -> np.ndarray:
         self.speaker_calls += 1
-        return self.scorer.voices(self.backend.embed(feats, [self.scorer.speaker_output]))
+        return self.scorer.voices(self.backend.embed(feats, [self.scorer.speaker_output], waveform=wave))

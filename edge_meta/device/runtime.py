@@ -149,7 +149,7 @@ class Runtime:
     def _check_heads(self) -> None:
         """Fit and score the word head, and size the background banks, on the encoder's own output once: head arrays
         that do not fit this encoder are refused at open, naming heads.npz, not with a traceback at first use."""
-        probe = self.backend.embed(self.logmel.batch(np.zeros((1, self.logmel.spec.window_samples), np.float32)))
+        probe = self.encode(np.zeros((1, self.logmel.spec.window_samples), np.float32))
         try:
             for name, bank, output in (("background.word", self.background, "word"),
                                        ("background.speaker", self.speaker_background, self.speaker_output)):
@@ -217,8 +217,12 @@ class Runtime:
     def embed(self, clips: Sequence[np.ndarray], output: str = "word") -> np.ndarray:
         """Unit-length embeddings of keyword takes, each from its spoken part's model window (`word_window`)."""
         n = self.logmel.spec.window_samples
-        windows = np.stack([word_window(c, n) for c in clips])
-        return self.backend.embed(self.logmel.batch(windows), [output])[output]
+        return self.encode(np.stack([word_window(c, n) for c in clips]), [output])[output]
+
+    def encode(self, windows: np.ndarray, outputs: list[str] | None = None) -> dict[str, np.ndarray]:
+        """The encoder's outputs for model windows (B, window_samples): their log-mel features, and the samples
+        themselves for a graph that takes them (the trunk flavour's word graph)."""
+        return self.backend.embed(self.logmel.batch(windows), outputs, waveform=windows)
 
     def embed_voice(self, clip: np.ndarray) -> np.ndarray:
         """A voice take's speaker embedding: the mean over the model windows that cover its speech."""
@@ -230,7 +234,7 @@ class Runtime:
             windows = np.stack([clip[s : s + n] for s in starts])
             energy = np.mean(np.square(windows, dtype=np.float64), axis=1)
             windows = windows[energy >= 0.1 * energy.max()]  # skip windows of mostly silence
-        emb = self.backend.embed(self.logmel.batch(windows), [self.speaker_output])[self.speaker_output]
+        emb = self.encode(windows, [self.speaker_output])[self.speaker_output]
         return unit(emb.mean(axis=0)).astype(np.float32)
 
     def check_take(self, x: np.ndarray, name: str) -> None:
@@ -355,7 +359,7 @@ class Runtime:
         and it has this model's size and unit length. An entry that fails is moved to `rejected` with its reason;
         `Profile.replaces` says what importing would overwrite."""
         profile = read_profile(path)
-        probe = self.backend.embed(self.logmel.batch(np.zeros((1, self.logmel.spec.window_samples), np.float32)))
+        probe = self.encode(np.zeros((1, self.logmel.spec.window_samples), np.float32))
         for kind, entries in (("words", profile.words), ("voices", profile.voices)):
             dim = probe["word" if kind == "words" else self.speaker_output].shape[1]
             kept = []

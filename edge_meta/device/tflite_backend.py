@@ -64,8 +64,10 @@ class TfliteBackend:
         self.outputs = outputs or [f"output_{i}" for i in range(len(details))]
         self.output_details = sorted(details, key=lambda d: d["name"])
 
-    def embed(self, features: np.ndarray, outputs: list[str] | None = None) -> dict[str, np.ndarray]:
-        """One invoke per window (the converted graph has a fixed batch of 1); every output, whatever is asked."""
+    def embed(self, features: np.ndarray, outputs: list[str] | None = None,
+              waveform: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """One invoke per window (the converted graph has a fixed batch of 1); every output, whatever is asked.
+        A TFLite encoder always takes log-mel features (``waveform`` is not used)."""
         rows: list[list[np.ndarray]] = [[] for _ in self.outputs]
         for window in np.asarray(features, dtype=np.float32):
             self.interpreter.set_tensor(self.input["index"], _quantise(window[None], self.input))

