@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import shutil
 import tempfile
 from importlib import metadata
@@ -24,7 +25,7 @@ from edge_meta import __version__
 from edge_meta.bundle import Bundle, sha256_file, write_manifest, write_tar
 from edge_meta.corpora import load_clips
 from edge_meta.device.backends import OnnxBackend
-from edge_meta.errors import ConfigError
+from edge_meta.errors import ConfigError, DataError
 from edge_meta.bench.fewshot import encoder_latency_ms
 from edge_meta.export.exporter import BACKGROUND_SIZE, ExportReport, _noise_windows, _threshold, calibration_sets
 from edge_meta.frontend import LogMel
@@ -62,8 +63,14 @@ def quantise_trunk(fp32: Path, out: Path, windows: np.ndarray) -> Path:
         def get_next(self):
             return next(self.rows, None)
 
-    quantize_static(str(fp32), str(out), Windows(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # onnxruntime's quantiser logs advice meant for its own developers to the root logger
+    try:
+        quantize_static(str(fp32), str(out), Windows(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    finally:
+        root.setLevel(level)
     return out
 
 
@@ -97,7 +104,12 @@ def fit_head(trunk: Path, recipe: str | Path, clips: int, shrink: float, seed: i
     from edge_meta.train.teachers import SpeechEmbeddingTeacher
 
     cfg = load_config(recipe)
-    bank = build_bank(cfg.corpora, cfg.frontend.window_samples, Path(cfg.cache_dir), progress)
+    try:
+        bank = build_bank(cfg.corpora, cfg.frontend.window_samples, Path(cfg.cache_dir), progress)
+    except DataError as exc:  # most often a corpus the recipe names that was never imported here
+        raise DataError(f"{exc.message} (a corpus of the head's recipe {recipe})",
+                        "import it first (e.g. `edge-meta data speechocean762 ...`, see README) or pass --recipe with "
+                        "corpora you have") from None
     pool = np.flatnonzero(~bank.validation)
     pick = np.sort(np.random.default_rng(seed).choice(pool, min(clips, len(pool)), replace=False))
     teacher = SpeechEmbeddingTeacher(model=trunk)
