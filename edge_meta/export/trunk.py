@@ -97,8 +97,8 @@ def bake_head(trunk: Path, head: TrunkHead, out: Path) -> None:
 
 
 def fit_head(trunk: Path, recipe: str | Path, clips: int, shrink: float, seed: int, progress: bool) -> tuple[TrunkHead, dict]:
-    """The head, fitted on ``clips`` clips of the recipe's corpora (never a validation speaker's) embedded by the
-    trunk as it ships; and what it was fitted on, for the manifest."""
+    """The head, fitted on ``clips`` clips of the recipe's corpora (never a validation speaker's) embedded by
+    ``trunk`` (the int8 graph the bundle carries); and what it was fitted on, for the manifest."""
     from edge_meta.train.config import load_config
     from edge_meta.train.data import build_bank
     from edge_meta.train.teachers import SpeechEmbeddingTeacher
