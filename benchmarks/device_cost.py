@@ -61,6 +61,7 @@ class OneGraph:
 
     def __init__(self, inner) -> None:
         self.inner, self.name, self.outputs = inner, inner.name, inner.outputs
+        self.takes_waveform = inner.takes_waveform
 
     def embed(self, features: np.ndarray, outputs: list[str] | None = None,
               waveform: np.ndarray | None = None) -> dict[str, np.ndarray]:

@@ -161,6 +161,7 @@ class Flaky:
 
     def __init__(self, inner):
         self.inner, self.name, self.separable, self.failed = inner, inner.name, inner.separable, False
+        self.takes_waveform = inner.takes_waveform
 
     def embed(self, features, outputs=None, waveform=None):
         if not self.failed:

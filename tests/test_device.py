@@ -179,6 +179,7 @@ class RecordingBackend:
 
     def __init__(self, inner):
         self.inner, self.name, self.separable, self.windows = inner, inner.name, inner.separable, []
+        self.takes_waveform = inner.takes_waveform
         self.detector = None
 
     def embed(self, features, outputs=None, waveform=None):

@@ -60,6 +60,7 @@ class CountingBackend:
     def __init__(self, inner, separable=True):
         self.inner, self.calls, self.outputs = inner, {}, set()
         self.name, self.separable = inner.name, separable and inner.separable
+        self.takes_waveform = inner.takes_waveform
 
     def embed(self, features, outputs=None, waveform=None):
         out = self.inner.embed(features, outputs if self.separable else None, waveform=waveform)

@@ -57,6 +57,7 @@ class Recording:
     def __init__(self, inner):
         self.inner, self.name, self.separable, self.outputs, self.windows = (
             inner, inner.name, inner.separable, inner.outputs, [])
+        self.takes_waveform = inner.takes_waveform
 
     def embed(self, features, outputs=None, waveform=None):
         self.windows.append(None if waveform is None else waveform[0].copy())

@@ -76,11 +76,11 @@ def embed_clips(backend: EncoderBackend, logmel: LogMel, clips: list[np.ndarray]
 
 
 def encoder_latency_ms(backend: EncoderBackend, features: np.ndarray, runs: int = 30,
-                       waveform: np.ndarray | None = None) -> float:
+                       waveform: np.ndarray | None = None, outputs: list[str] | None = None) -> float:
     """Median single-window time after warm-up (the backend should have 1 thread); ``waveform``: the windows the
-    features came from, for a graph that takes samples."""
+    features came from, for a graph that takes samples; ``outputs``: only these (default: all)."""
     def one(i: int) -> None:
-        backend.embed(features[i][None], waveform=None if waveform is None else waveform[i][None])
+        backend.embed(features[i][None], outputs, waveform=None if waveform is None else waveform[i][None])
 
     for _ in range(5):
         one(0)

@@ -24,6 +24,7 @@ class EncoderBackend(Protocol):
     name: str
     outputs: list[str]
     separable: bool  # True: asking for fewer outputs costs less
+    takes_waveform: bool  # True: some graph needs the window's samples (pass waveform=)
 
     def embed(self, features: np.ndarray, outputs: list[str] | None = None,
               waveform: np.ndarray | None = None) -> dict[str, np.ndarray]: ...
@@ -72,6 +73,7 @@ class OnnxBackend:
             self.sessions.append((session, [o.name for o in session.get_outputs()], kind))
         self.outputs = [o for _, names, _ in self.sessions for o in names]
         self.separable = len(self.sessions) > 1
+        self.takes_waveform = any(kind == "waveform" for _, _, kind in self.sessions)
 
     def embed(self, features: np.ndarray, outputs: list[str] | None = None,
               waveform: np.ndarray | None = None) -> dict[str, np.ndarray]:

@@ -224,8 +224,8 @@ class StreamingDetector:
         self.n_frames, self.window = spec.n_frames, spec.window_samples
         self.pending = np.zeros(0, dtype=np.float32)  # samples from the next frame's start on
         self.tail = np.zeros(0, dtype=np.float32)  # the newest hop of samples, for the energy gate
-        self.recent = np.zeros(spec.window_samples, dtype=np.float32)  # the newest window of samples, for a graph
-        # that takes them (the trunk flavour's word graph) rather than the ring's log-mel frames
+        # the newest window of samples, kept only for a graph that takes them (the trunk flavour's word graph)
+        self.recent = np.zeros(spec.window_samples, dtype=np.float32) if backend.takes_waveform else None
         self.history = verified_frames(spec, self.cfg)  # frames kept: the window, and the template check's context
         self.ring = np.zeros((2 * self.history, spec.n_mels), dtype=np.float32)  # log-mel frames; newest at [end-1]
         self.end = 0
@@ -283,7 +283,8 @@ class StreamingDetector:
             piece, chunk = chunk[:take], chunk[take:]
             self.pending = np.concatenate([self.pending, piece])
             self.tail = np.concatenate([self.tail, piece])[-self.hop :]
-            self.recent = np.concatenate([self.recent, piece])[-self.window :]
+            if self.recent is not None:
+                self.recent = np.concatenate([self.recent, piece])[-self.window :]
             self.sample_count += len(piece)
             if self.sample_count == self.next_boundary:
                 hop = self._score(self.next_boundary, self.tail, live=decide)
@@ -355,7 +356,7 @@ class StreamingDetector:
             return HopScores(boundary, *self.unscored, gated=True)
         window = self.ring[self.end - self.n_frames : self.end]
         feats = np.ascontiguousarray(self.logmel.normalise(window).T[None, None])  # a copy: the ring moves on
-        wave = self.recent[None]  # replaced, never changed in place, as the stream moves on
+        wave = None if self.recent is None else self.recent[None]  # replaced, never changed in place
         self.encoder_calls += 1
         if (live and self.backend.separable and self.scorer.vocabulary.voices
                 and self.scorer.speaker_output != "word"):

@@ -64,6 +64,8 @@ class TfliteBackend:
         self.outputs = outputs or [f"output_{i}" for i in range(len(details))]
         self.output_details = sorted(details, key=lambda d: d["name"])
 
+    takes_waveform = False  # a TFLite encoder always takes log-mel features
+
     def embed(self, features: np.ndarray, outputs: list[str] | None = None,
               waveform: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """One invoke per window (the converted graph has a fixed batch of 1); every output, whatever is asked.

@@ -79,6 +79,19 @@ def calibration_sets(corpus_path: str | Path, seed: int = 0) -> tuple[list[Item]
     return calib, parity, corpus.noise[:64]
 
 
+def label_ids(items: list[Item]) -> np.ndarray:
+    """Each clip's word as an index into the sorted words of ``items``."""
+    words = sorted({i.label for i in items})
+    return np.array([words.index(i.label) for i in items])
+
+
+def background_bank(calib: np.ndarray, noise: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One output's bank of other words and noise (open-set negatives on the device): a seeded draw of
+    ``BACKGROUND_SIZE`` of the calibration and noise embeddings, unit length, float16."""
+    bank = np.concatenate([calib, noise])
+    return unit(bank[rng.permutation(len(bank))[:BACKGROUND_SIZE]]).astype(np.float16)
+
+
 def _threshold(emb: np.ndarray, labels: np.ndarray, seed: int = 0) -> float:
     """Cosine at which ~1% of other-word clips pass a 5-shot prototype (the device's default)."""
     sampler = EpisodeSampler(labels, np.zeros(len(labels), int), 5, 5, 3, "any", seed)
@@ -188,13 +201,11 @@ def export_bundle(checkpoint: str | Path, out: str | Path, calibration: str | Pa
             export_head_graph(graph, stage / "heads" / f"{name}.onnx")
         reference = OnnxBackend(stage / "encoder.fp32.onnx")
         calib_emb = reference.embed(calib)
-        calib_labels = np.array([sorted({i.label for i in calib_items}).index(i.label) for i in calib_items])
-        report = ExportReport(bundle=out, default_threshold=_threshold(calib_emb["word"], calib_labels))
+        report = ExportReport(bundle=out, default_threshold=_threshold(calib_emb["word"], label_ids(calib_items)))
         noise_emb = reference.embed(noise)
         rng = np.random.default_rng(cfg.seed)
-        for output in outputs:  # a bank of other words and noise per embedding: open-set negatives on the device
-            bank = np.concatenate([calib_emb[output], noise_emb[output]])
-            heads[f"background.{output}"] = unit(bank[rng.permutation(len(bank))[:BACKGROUND_SIZE]]).astype(np.float16)
+        for output in outputs:
+            heads[f"background.{output}"] = background_bank(calib_emb[output], noise_emb[output], rng)
         np.savez(stage / "heads.npz", **heads)
         if commands:  # the command language model and its Meta Networks generator (issue 6)
             from edge_meta.export.command_export import export_command_model
@@ -202,7 +213,7 @@ def export_bundle(checkpoint: str | Path, out: str | Path, calibration: str | Pa
             export_command_model(commands, stage / "commands")
         step("heads")
 
-        labels = np.array([sorted({i.label for i in parity_items}).index(i.label) for i in parity_items])
+        labels = label_ids(parity_items)
         ref_emb = reference.embed(parity)["word"]
         report.latency_ms["onnx fp32"] = encoder_latency_ms(reference, parity)
         for fmt in dict.fromkeys((e["backend"], e["precision"]) for e in files[1:]):

