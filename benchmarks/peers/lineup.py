@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,19 @@ def dtw(normalise: bool) -> Build:
     return build
 
 
+def device_code_digest() -> str:
+    """The device code that turns a clip into edge-meta's embedding besides the bundle (which part of a take is
+    the word, the frontend, the backends): a change to it must not reuse embeddings cached before it."""
+    import edge_meta.device.backends
+    import edge_meta.device.takes
+    import edge_meta.frontend
+
+    h = hashlib.sha256()
+    for module in (edge_meta.device.takes, edge_meta.frontend, edge_meta.device.backends):
+        h.update(Path(module.__file__).read_bytes())
+    return h.hexdigest()[:16]
+
+
 def lineup(bundle: str | Path) -> tuple[list[Entry], list[str]]:
     """edge-meta (int8 ONNX, and int8 TFLite when the bundle has it), the MFCC+DTW baseline, the peers;
     and a line for each edge-meta encoder the bundle lacks."""
@@ -60,7 +74,8 @@ def lineup(bundle: str | Path) -> tuple[list[Entry], list[str]]:
             absent.append(f"edge-meta {label}: bundle {bundle_id} has no int8 {backend} encoder")
         else:
             options = {"bundle": str(bundle), "backend": backend, "precision": "int8"}
-            worker = Worker(f"edgemeta-{backend}", main, HERE / "edgemeta_embed.py", options, bundle_id)
+            worker = Worker(f"edgemeta-{backend}", main, HERE / "edgemeta_embed.py", options,
+                            f"{bundle_id} {device_code_digest()}")
             entries.append(Entry(f"edge-meta {label}", False, worker, pooled))
     entries.append(Entry("MFCC + DTW templates", True, Worker("mfccdtw", main, HERE / "mfccdtw_embed.py"), dtw(False)))
     for name, peer, build in (("openWakeWord (mean-pooled)", "openwakeword", pooled),
