@@ -31,6 +31,7 @@ import math
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -39,12 +40,14 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 from edge_meta.audio import read_audio  # noqa: E402
+from edge_meta.bundle import Bundle  # noqa: E402
 from edge_meta.corpora import ENGLISH_EVAL_WORDS, read_corpus  # noqa: E402
 from edge_meta.demo import score_detections  # noqa: E402
 from edge_meta.device import Runtime  # noqa: E402
 from edge_meta.device.detector import DetectorConfig, Hold, Trigger, Verify, verified_frames  # noqa: E402
 from edge_meta.device.verifier import passes  # noqa: E402
 from edge_meta.metrics import poisson_upper  # noqa: E402
+from edge_meta.resources import default_bundle_path  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 from device_results import stamp, write_section  # noqa: E402
@@ -190,7 +193,9 @@ def config_for_hop(hop_s: float) -> DetectorConfig:
 
 def run(args: argparse.Namespace) -> dict:
     fsdd = Path(args.fsdd)
-    cfg = config_for_hop(args.hop)
+    bundle = Bundle.open(args.bundle or default_bundle_path())
+    cfg = replace(config_for_hop(args.hop), hold_below=bundle.hold_below)  # the margin the bundle's export measured
+    bundle.close()
     default = (cfg.template_ratio, cfg.template_slope)
     checks = [default, *[c for c in CHECKS if c != default], (math.inf, 0.0)]
     hold = (cfg.hold_below, cfg.hold_hops)

@@ -237,7 +237,7 @@ def edge_meta_curve(bundle: str | None, draw: Draw, audio: np.ndarray, truth: li
         prompt = enroll(rt, draw)
         det = rt.detector(cfg)
         vocab = det.scorer.vocabulary
-        hops = Hold(vocab.thresholds, cfg.hold_below, cfg.hold_hops).replay(record_hops(det, audio))
+        hops = Hold(vocab.thresholds, det.cfg.hold_below, det.cfg.hold_hops).replay(record_hops(det, audio))
         ratio_of = template_ratios(rt, det, audio)
         verify = None if np.isinf(cfg.template_ratio) else (
             lambda w, b, m: passes(ratio_of(w, b), m, cfg.template_ratio, cfg.template_slope))

@@ -32,6 +32,7 @@ MAX_MANIFEST_BYTES = 1 << 20
 MAX_BUNDLE_BYTES = 256 << 20  # what an archive may unpack to: a compressed one must not fill the disk
 MAX_BUNDLE_FILES = 1000
 HEADERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}  # .npy
+HOLD_BELOW_UNMEASURED = 0.15  # the tiny encoder's hold margin, for bundles exported before the export measured it
 REBUILD_HINT = "re-export it with `edge-meta export`, or reinstall the bundle you downloaded"
 
 
@@ -94,6 +95,13 @@ class Bundle:
     @property
     def frontend(self) -> FrontendSpec:
         return FrontendSpec.from_dict(self.manifest["frontend"])
+
+    @property
+    def hold_below(self) -> float:
+        """How far under its threshold a hop lets the streaming detector skip the encoder on the next hops: the
+        margin the export measured for this word graph (edge_meta.export.hold), or the tiny encoder's for a
+        bundle exported before it was measured."""
+        return float(self.manifest.get("detector", {}).get("hold_below", HOLD_BELOW_UNMEASURED))
 
     def path_of(self, name: str) -> Path:
         if name not in self.manifest["files"]:
@@ -256,6 +264,10 @@ def _check_manifest(m: Any, label: Path) -> None:
     if not isinstance(thresholds, dict) or not all(
             isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in thresholds.values()):
         raise BundleError(f"{label}: {MANIFEST} field 'thresholds' is malformed", REBUILD_HINT)
+    detector = m.get("detector", {})
+    hold = detector.get("hold_below", HOLD_BELOW_UNMEASURED) if isinstance(detector, dict) else None
+    if isinstance(hold, bool) or not isinstance(hold, (int, float)) or not 0 < hold <= 2:
+        raise BundleError(f"{label}: {MANIFEST} field 'detector.hold_below' is malformed", REBUILD_HINT)
     try:
         mel_filterbank(FrontendSpec.from_dict(m["frontend"]))  # every mel filter must cover an FFT bin
     except (TypeError, ValueError) as exc:

@@ -116,3 +116,18 @@ def test_an_encoder_input_the_device_cannot_give_is_refused_at_open(trunk, tmp_p
     with pytest.raises(BundleError, match="no tflite int8 encoder"):
         open_backend(b, "tflite")
     b.close()
+
+
+def test_the_trunk_flavour_holds_hops_by_the_margin_its_export_measured(trunk):
+    """The trunk's score climbs into a word's peak about three times as fast as the tiny encoder's, so its export
+    measures a wider hold margin than the tiny default's; the detector uses it unless device.toml sets one."""
+    from edge_meta.bundle import HOLD_BELOW_UNMEASURED
+    from edge_meta.device.detector import DetectorConfig
+
+    b = Bundle.open(trunk)
+    assert b.hold_below > HOLD_BELOW_UNMEASURED
+    assert json.loads((trunk / "report.json").read_text())["hold"]["hold_below"] == b.hold_below
+    with Runtime.open(trunk) as rt:
+        assert rt.detector().cfg.hold_below == b.hold_below
+        assert rt.detector(DetectorConfig(hold_below=0.15)).cfg.hold_below == 0.15
+    b.close()

@@ -42,8 +42,9 @@ class DetectorConfig:
     template_ratio: float = 1.3  # a candidate must match a take this well (x its own takes' spread); inf = off
     template_slope: float = 5.0  # ... plus this much per unit of encoder score above the word's threshold
     template_context_s: float = 0.3  # audio before the scored window that the template may align into
-    hold_below: float = 0.15  # a hop whose every word is this far under its threshold lets the next ones skip the
-    hold_hops: int = 2  # encoder, this many of them (`Hold`); hold_below = inf or hold_hops = 0 scores every hop
+    hold_below: float | None = None  # a hop whose every word is this far under its threshold lets the next ones
+    hold_hops: int = 2  # skip the encoder, this many of them (`Hold`); None: the margin the bundle's export measured
+    # (`Bundle.hold_below`, resolved by `Runtime.detector`); hold_below = inf or hold_hops = 0 scores every hop
 
 
 @dataclass(frozen=True)
@@ -215,6 +216,8 @@ class StreamingDetector:
                  config: DetectorConfig | None = None, verifier: TemplateVerifier | None = None) -> None:
         self.logmel, self.backend = logmel, backend
         self.cfg = config or DetectorConfig()
+        if self.cfg.hold_below is None:
+            raise ValueError("hold_below is None: resolve it against the bundle first (Runtime.detector does)")
         spec = logmel.spec
         self.hop = int(round(self.cfg.hop_s * spec.sample_rate))
         if self.hop <= 0 or self.hop % spec.hop_length:

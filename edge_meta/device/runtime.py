@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -522,6 +522,8 @@ class Runtime:
 
     def detector(self, config: DetectorConfig | None = None) -> StreamingDetector:
         config = config or DetectorConfig()
+        if config.hold_below is None:  # device.toml leaves it to the bundle: the margin measured for its encoder
+            config = replace(config, hold_below=self.bundle.hold_below)
         scorer = self.scorer()
         return StreamingDetector(self.logmel, self.backend, scorer, config,
                                  self.verifier(scorer.vocabulary, config))

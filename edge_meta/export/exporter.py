@@ -25,6 +25,7 @@ from edge_meta.corpora import ENGLISH_EVAL_WORDS, Item, load_clips, read_corpus
 from edge_meta.device.backends import OnnxBackend
 from edge_meta.episodes import EpisodeSampler
 from edge_meta.errors import DataError
+from edge_meta.export.hold import HoldMargin, calibrate_hold
 from edge_meta.frontend import LogMel
 from edge_meta.metrics import centred_cosine, mean_ci, prototype_scores, unit
 
@@ -40,6 +41,7 @@ class ExportReport:
     parity: dict[str, dict[str, float]] = field(default_factory=dict)  # per quantised encoder, vs onnx fp32
     latency_ms: dict[str, float] = field(default_factory=dict)
     default_threshold: float = 0.0
+    hold: HoldMargin | None = None  # how far under its threshold a hop may skip the next ones (export.hold)
 
     def table(self) -> str:
         lines = [f"bundle {self.bundle} (id {self.bundle_id})", "", "| file | bytes |", "|---|---|"]
@@ -51,6 +53,9 @@ class ExportReport:
         lines += [f"| {k} | {v:.3f} |" for k, v in self.latency_ms.items()]
         lines += ["", f"default word threshold (cosine, ~{TARGET_FALSE_ACCEPT:.0%} false accepts on calibration words): "
                   f"{self.default_threshold:.3f}"]
+        if self.hold is not None:
+            lines += [f"hold margin: {self.hold.below:.2f} under the threshold (holding {self.hold.hops} hops lost "
+                      f"{self.hold.lost} of {self.hold.found} calibration words found with every hop scored)"]
         return "\n".join(lines)
 
 
@@ -221,9 +226,12 @@ def export_bundle(checkpoint: str | Path, out: str | Path, calibration: str | Pa
             name = " ".join(fmt)
             report.parity[name] = _parity(ref_emb, backend.embed(parity)["word"], labels)
             report.latency_ms[name] = encoder_latency_ms(backend, parity)
+        device = _open_encoder(stage, [e for e in files if (e["backend"], e["precision"]) == ("onnx", "int8")], outputs)
+        report.hold = calibrate_hold(lambda w: device.embed(logmel.batch(w), ["word"])["word"], calib_items,
+                                     spec.window_samples, spec.sample_rate, report.default_threshold, cfg.seed)
         (stage / "report.json").write_text(json.dumps(
             {"parity_vs_onnx_fp32": report.parity, "latency_ms": report.latency_ms,
-             "default_threshold": report.default_threshold}, indent=2) + "\n")
+             "default_threshold": report.default_threshold, "hold": report.hold.to_dict()}, indent=2) + "\n")
         step("report")
 
         manifest = {
@@ -239,6 +247,7 @@ def export_bundle(checkpoint: str | Path, out: str | Path, calibration: str | Pa
                                "graphs": {n: f"heads/{n}.onnx" for n in graphs}},
                       "file": "heads.npz", "arrays": sorted(heads)},
             "thresholds": {"word": round(report.default_threshold, 4)},
+            "detector": {"hold_below": report.hold.below},
             **({"commands": {"folder": "commands", "checkpoint": str(commands)}} if commands else {}),
             "provenance": {
                 "learner": learner.name, "encoder": cfg.encoder.name, "steps": state["step"],

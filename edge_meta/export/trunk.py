@@ -29,6 +29,7 @@ from edge_meta.errors import ConfigError, DataError
 from edge_meta.bench.fewshot import encoder_latency_ms
 from edge_meta.export.exporter import (ExportReport, _noise_windows, _threshold, background_bank, calibration_sets,
                                        label_ids)
+from edge_meta.export.hold import calibrate_hold
 from edge_meta.frontend import LogMel
 from edge_meta.train.trunk_head import TrunkHead, within_word_whitening
 
@@ -175,9 +176,12 @@ def export_trunk(base: str | Path, out: str | Path, recipe: str | Path, calibrat
                 backend, logmel.batch(parity), waveform=parity)
             report.latency_ms["onnx int8 word graph only"] = encoder_latency_ms(
                 backend, logmel.batch(parity), waveform=parity, outputs=["word"])
+            report.hold = calibrate_hold(lambda w: backend.embed(logmel.batch(w), ["word"], waveform=w)["word"],
+                                         calib_items, spec.window_samples, spec.sample_rate, report.default_threshold,
+                                         seed)
             (stage / "report.json").write_text(json.dumps(
                 {"latency_ms": report.latency_ms, "default_threshold": report.default_threshold,
-                 "trunk_parity_max_abs": gap}, indent=2) + "\n")
+                 "hold": report.hold.to_dict(), "trunk_parity_max_abs": gap}, indent=2) + "\n")
             bar.update(1)
 
             bar.set_postfix_str("manifest")
@@ -196,6 +200,7 @@ def export_trunk(base: str | Path, out: str | Path, recipe: str | Path, calibrat
             }
             manifest["heads"]["arrays"] = sorted(heads)
             manifest["thresholds"] = {**base_manifest.get("thresholds", {}), "word": round(report.default_threshold, 4)}
+            manifest["detector"] = {"hold_below": report.hold.below}
             manifest["provenance"] = {
                 "flavour": "trunk",
                 "trunk": {"source": TRUNK_SOURCE, "sha256": sha256_file(fp32)},
