@@ -188,50 +188,44 @@ def test_the_prompts_ask_again_when_the_takes_disagree(gsc_dir):
     assert lines[-1].startswith("Say 'no' after the tone (")  # the retake's prompt, which the input did not answer
 
 
-def test_a_take_in_steady_noise_is_windowed_on_its_word():
-    """At 10 dB SNR every frame is within 30 dB of the loudest, so a level VAD calls the whole take speech and
-    centres the window on the middle of the recording; the word's power above the noise floor still finds it."""
+def windows_in_noise(noise: np.ndarray, every: int, snr_db: float) -> list[tuple[int, int, int, int]]:
+    """FSDD words (every ``every``-th) placed at a seeded offset in 2 s takes with real noise at ``snr_db``: per
+    take, (`word_start` of the noisy take, of the same take without noise, where the word starts, its length)."""
     from edge_meta.audio import read_audio
-    from edge_meta.corpora import read_corpus, read_fsdd
+    from edge_meta.corpora import read_fsdd
     from edge_meta.device.takes import word_start
-    from edge_meta.noise import load_noise_part, mix
+    from edge_meta.noise import mix
 
-    rng = np.random.default_rng(5)
-    noise = np.concatenate(load_noise_part(sorted(read_corpus("../shared/data/arabic_speech_commands").noise), "eval"))
-    items = read_fsdd("../shared/data/fsdd").items[::60]
-    n, covered = 16000, 0
-    for item in items:
+    rng, n, out = np.random.default_rng(5), 16000, []
+    for item in read_fsdd("../shared/data/fsdd").items[::every]:
         word = read_audio(item.path, announce=False)
         take = np.zeros(32000, np.float32)
         at = int(rng.integers(0, len(take) - len(word)))
         take[at : at + len(word)] = word
         cut = int(rng.integers(0, len(noise) - len(take)))
-        start = word_start(mix(take, noise[cut : cut + len(take)], 10.0), n)
-        covered += start <= at and at + len(word) <= start + n
-    assert covered >= 0.9 * len(items), f"the window held the whole word in {covered} of {len(items)} takes"
+        out.append((word_start(mix(take, noise[cut : cut + len(take)], snr_db), n), word_start(take, n), at, len(word)))
+    return out
+
+
+def test_a_take_in_steady_noise_is_windowed_on_its_word():
+    """At 10 dB SNR every frame is within 30 dB of the loudest, so a level VAD calls the whole take speech and
+    centres the window on the middle of the recording; the word's power above the noise floor still finds it."""
+    from edge_meta.corpora import read_corpus
+    from edge_meta.noise import load_noise_part
+
+    noise = np.concatenate(load_noise_part(sorted(read_corpus("../shared/data/arabic_speech_commands").noise), "eval"))
+    takes = windows_in_noise(noise, 60, 10.0)
+    covered = sum(start <= at and at + length <= start + 16000 for start, _, at, length in takes)
+    assert covered >= 0.9 * len(takes), f"the window held the whole word in {covered} of {len(takes)} takes"
 
 
 def test_a_take_in_loud_noise_is_windowed_where_the_clean_take_is():
     """At 5 dB SNR the take's broadband power is mostly noise (a boiler, a room): its choice landed more than
     0.1 s from the clean take's in over half of these takes. Band by band the word still stands out."""
-    from edge_meta.audio import read_audio
     from edge_meta.bench.fewshot import eval_noise
-    from edge_meta.corpora import read_fsdd
-    from edge_meta.device.takes import word_start
-    from edge_meta.noise import mix
 
-    rng = np.random.default_rng(5)
-    noise = np.concatenate(eval_noise("../shared/data"))
-    items = read_fsdd("../shared/data/fsdd").items[::30]
-    n, covered, near = 16000, 0, 0
-    for item in items:
-        word = read_audio(item.path, announce=False)
-        take = np.zeros(32000, np.float32)
-        at = int(rng.integers(0, len(take) - len(word)))
-        take[at : at + len(word)] = word
-        cut = int(rng.integers(0, len(noise) - len(take)))
-        start = word_start(mix(take, noise[cut : cut + len(take)], 5.0), n)
-        covered += start <= at and at + len(word) <= start + n
-        near += abs(start - word_start(take, n)) <= 0.1 * n
-    assert covered >= 0.85 * len(items), f"the window held the whole word in {covered} of {len(items)} takes"
-    assert near >= 0.75 * len(items), f"the window started within 0.1 s of the clean take's in {near} of {len(items)}"
+    takes = windows_in_noise(np.concatenate(eval_noise("../shared/data")), 30, 5.0)
+    covered = sum(start <= at and at + length <= start + 16000 for start, _, at, length in takes)
+    near = sum(abs(start - clean) <= 1600 for start, clean, _, _ in takes)
+    assert covered >= 0.85 * len(takes), f"the window held the whole word in {covered} of {len(takes)} takes"
+    assert near >= 0.75 * len(takes), f"the window started within 0.1 s of the clean take's in {near} of {len(takes)}"
