@@ -89,7 +89,7 @@ def _cmd_export_trunk(args: argparse.Namespace) -> int:
     print(f"bundle {report.bundle} (id {report.bundle_id}): " + ", ".join(f"{k} {v:,} B" for k, v in report.files.items()
                                                                      if k.endswith(".onnx")))
     print(", ".join(f"{k} {v:.2f} ms" for k, v in report.latency_ms.items()) + f"; default word threshold "
-          f"{report.default_threshold:.3f}")
+          f"{report.default_threshold:.3f}; hold margin {report.hold.below:.2f}")
     return 0
 
 
