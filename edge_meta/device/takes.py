@@ -58,12 +58,15 @@ def word_start(x: np.ndarray, n: int, sample_rate: int = SAMPLE_RATE) -> int:
     5 dB SNR, while band by band the word still stands out where the noise is weak. On training-side words
     padded to 2 s in training-share noise, the window started more than 0.1 s from where it does on the clean
     take (chosen by broadband power) in 55% of takes at 5 dB with broadband power, 17% with band floors (22% and
-    3% at 10 dB); clean, the two agree. A take shorter than one frame is centred."""
-    bands = _band_powers(x, sample_rate)
+    3% at 10 dB); clean, with quiet around the word, the two agree. A take cut tight around its word has the word
+    as its band medians, and the window centres on its loudest part (FSDD's clean rows 0.3-0.9 points lower,
+    benchmarks/RESULTS.md). A take shorter than one frame is centred."""
+    frontend = _band_frontend(sample_rate)
+    bands = np.exp(frontend.log_mel_frames(x).astype(np.float64))  # (frames, bands): 25 ms frames every 10 ms
     if len(bands) == 0:
         return (len(x) - n) // 2
     excess = np.maximum(bands - BAND_EXCESS * np.median(bands, axis=0), 0.0).sum(axis=1)
-    hop = _band_frontend(sample_rate).spec.hop_length
+    hop = frontend.spec.hop_length
     span = max(1, n // hop)
     first = int(np.argmax(np.convolve(excess, np.ones(span), "valid"))) if len(excess) > span else 0
     inside = excess[first : first + span]
@@ -71,14 +74,10 @@ def word_start(x: np.ndarray, n: int, sample_rate: int = SAMPLE_RATE) -> int:
         centre = (first + float(np.dot(inside, np.arange(len(inside))) / inside.sum())) * hop
     else:
         centre = (len(excess) / 2) * hop
-    return int(centre + _band_frontend(sample_rate).spec.win_length / 2) - n // 2
+    return int(centre + frontend.spec.win_length / 2) - n // 2
 
 
 @functools.lru_cache(maxsize=4)
 def _band_frontend(sample_rate: int) -> LogMel:
+    """The default frontend's mel bands at ``sample_rate``, built once (the filterbank is the costly part)."""
     return LogMel(FrontendSpec(sample_rate=sample_rate))
-
-
-def _band_powers(x: np.ndarray, sample_rate: int) -> np.ndarray:
-    """(frames, bands) mel band powers of ``x``, 25 ms frames every 10 ms."""
-    return np.exp(_band_frontend(sample_rate).log_mel_frames(x).astype(np.float64))
