@@ -51,16 +51,37 @@ def word_window(x: np.ndarray, n: int, sample_rate: int = SAMPLE_RATE) -> np.nda
 def word_start(x: np.ndarray, n: int, sample_rate: int = SAMPLE_RATE) -> int:
     """Where `word_window`'s window starts in ``x`` (negative, or past ``len(x) - n``, where it overhangs).
 
-    The word is where the take's mel bands stand well above their own floors: per band, the power beyond
+    A take longer than the window is searched band by band (`_band_floor_start`). A take no longer than the
+    window has no room around its word for the bands' floors, whose medians are then the word itself; it is
+    centred on the centroid of its power over its quietest frames (`_power_centroid_start`). On FSDD's tightly
+    cut clips (99% of them under 1 s) that keeps the clean rows the band floors lost 0.3-0.9 points on, while
+    2 s takes in noise keep the band floors' gains (benchmarks/RESULTS.md, "Word windows")."""
+    if len(x) <= n:
+        return _power_centroid_start(x, n, sample_rate)
+    return _band_floor_start(x, n, sample_rate)
+
+
+def _power_centroid_start(x: np.ndarray, n: int, sample_rate: int) -> int:
+    """The window centred on the centroid of the 20 ms frames' power beyond their 10th percentile."""
+    frame = int(FRAME_S * sample_rate)
+    k = len(x) // frame
+    if k == 0:
+        return (len(x) - n) // 2
+    power = np.mean(np.square(x[: k * frame].reshape(k, frame), dtype=np.float64), axis=1)
+    excess = np.maximum(power - np.percentile(power, 10), 0.0)
+    centroid = float(np.dot(excess, np.arange(k)) / excess.sum()) if excess.sum() > 0 else k / 2
+    return int((centroid + 0.5) * frame) - n // 2
+
+
+def _band_floor_start(x: np.ndarray, n: int, sample_rate: int) -> int:
+    """The word is where the take's mel bands stand well above their own floors: per band, the power beyond
     ``BAND_EXCESS`` times the band's median over the take, summed over bands; the window is the ``n``-sample
     stretch holding the most of that excess, re-centred on the excess's centroid inside it. A steady noise
     (a boiler, a fan) fills some bands at every frame; against the take's broadband power it hid the word at
     5 dB SNR, while band by band the word still stands out where the noise is weak. On training-side words
     padded to 2 s in training-share noise, the window started more than 0.1 s from where it does on the clean
     take (chosen by broadband power) in 55% of takes at 5 dB with broadband power, 17% with band floors (22% and
-    3% at 10 dB); clean, with quiet around the word, the two agree. A take cut tight around its word has the word
-    as its band medians, and the window centres on its loudest part (FSDD's clean rows 0.3-0.9 points lower,
-    benchmarks/RESULTS.md). A take shorter than one frame is centred."""
+    3% at 10 dB); clean, with quiet around the word, the two agree."""
     frontend = _band_frontend(sample_rate)
     bands = np.exp(frontend.log_mel_frames(x).astype(np.float64))  # (frames, bands): 25 ms frames every 10 ms
     if len(bands) == 0:
