@@ -79,8 +79,10 @@ def weights(trainer: Trainer) -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.parametrize("distill", [None, {"word_teacher": "speech_embedding", "batch": 8},
-                                     {"word_teacher": "speech_embedding", "batch": 8, "sentences": True}],
-                         ids=["episodic", "episodic+distillation", "episodic+distillation+sentences"])
+                                     {"word_teacher": "speech_embedding", "batch": 8, "sentences": True},
+                                     {"word_teacher": "speech_embedding", "batch": 8, "whiten": True}],
+                         ids=["episodic", "episodic+distillation", "episodic+distillation+sentences",
+                              "episodic+whitened distillation"])
 def test_a_run_stopped_by_its_time_budget_resumes_to_the_same_weights(tmp_path, small_corpus, read_sentences, distill):
     if distill and distill.get("sentences"):
         distill = {**distill, "sentences": [str(read_sentences)], "hop_s": 0.25}

@@ -27,7 +27,7 @@ import torch
 from edge_meta.episodes import EpisodeSampler
 from edge_meta.errors import ConfigError, DataError
 from edge_meta.bench.protocols import speaker_eer
-from edge_meta.metrics import fewshot_accuracy
+from edge_meta.metrics import fewshot_accuracy, unit
 from edge_meta.train.augment import Augmenter
 from edge_meta.train.config import TrainConfig
 from edge_meta.train.data import ClipBank, build_bank, load_noise
@@ -39,6 +39,7 @@ from edge_meta.train.learners import Learner, build_learner
 from edge_meta.train.learners.base import EpisodeResult
 from edge_meta.train.speaker import SpeakerObjective
 from edge_meta.train.teachers import TEACHERS, build_teacher, teacher_targets
+from edge_meta.train.trunk_head import within_word_whitening
 from edge_meta.train.windows import sentence_windows
 
 
@@ -252,7 +253,8 @@ class Trainer:
 
     def _teacher_targets(self) -> dict[str, torch.Tensor]:
         """Centred teacher targets of the distillation pool (training clips, then sentence windows), per taught
-        projection; cached per bank (or set of windows) and teacher."""
+        projection, whitened within class first with ``[distill] whiten`` (fitted on the training clips); the raw
+        targets are cached per bank (or set of windows) and teacher."""
         out = {}
         cache_dir = Path(self.cfg.cache_dir)
         for projection, name in self.cfg.distill.teachers.items():
@@ -260,10 +262,15 @@ class Trainer:
             raw = teacher_targets(teacher, self.bank.clips,
                                   cache_dir / f"teacher-{name}-{self.bank.key}.npy" if self.bank.key else None,
                                   progress=self.progress)[self.train_index]
+            if self.cfg.distill.whiten:
+                classes = (self.bank.labels if projection == "word" else self.bank.speakers)[self.train_index]
+                head = within_word_whitening(raw, classes)
             if len(self.windows):
                 raw = np.concatenate([raw, teacher_targets(teacher, self.windows,
                                                            cache_dir / f"teacher-{name}-windows-{self.windows_key}.npy",
                                                            progress=self.progress)])
+            if self.cfg.distill.whiten:
+                raw = head(unit(raw))
             out[projection] = torch.from_numpy(centred(raw)).to(self.device)
         return out
 
