@@ -370,6 +370,12 @@ def notes(results: dict, bundle: str | None) -> str:
     for name, cell in results.items():
         runs[cell.get("measured", "")].append(name)
     measured = " ".join(f"{stamp_} for {', '.join(names)}." for stamp_, names in runs.items())
+    peers_runs: dict[str, list[str]] = defaultdict(list)
+    for name, cell in results.items():
+        if "peers_measured" in cell:
+            peers_runs[cell["peers_measured"]].append(name)
+    measured += "".join(f" The peers' rows for {', '.join(names)}: {stamp_} (the same streams and takes; their scores do "
+                        "not depend on edge-meta)." for stamp_, names in peers_runs.items())
     return (f"{measured}\n\n{reduced}Audio per condition and noise level (the same streams at every level): {hours}; "
             f"keyword utterances {sources.get('keyword', 0.0) * 60:.1f} min. The background bank that calibrates every "
             f"threshold comes from `{bank_source(bundle)}` (the bundle manifest's provenance.calibration), none of the "
@@ -384,13 +390,19 @@ def notes(results: dict, bundle: str | None) -> str:
 
 def merged(new: dict, bundle: str, store: Path = STORE) -> dict:
     """This run's cells (stamped with how they were measured) over the cells earlier runs stored for the same
-    bundle; another bundle's cells are dropped, so the section never mixes bundles."""
+    bundle; another bundle's cells are dropped, so the section never mixes bundles. A cell this run measured
+    without peers keeps the stored cell's peers' rows, with when they were measured."""
     old = json.loads(store.read_text()) if store.exists() else {}
     cells = old.get("cells", {}) if old.get("bundle") == bundle else {}
     if cells.keys() - new.keys():
         print(f"kept from earlier runs on bundle {bundle}: {', '.join(sorted(cells.keys() - new.keys()))}")
-    cells.update({name: {**cell, "peers": [asdict(r) for r in cell["peers"]], "measured": stamp()}
-                  for name, cell in new.items()})
+    for name, cell in new.items():
+        kept = cells.get(name, {})
+        if not cell["peers"] and kept.get("peers"):  # a run without --systems: the peers' rows on these streams stay
+            print(f"{name}: the peers' rows kept from {kept.get('peers_measured', kept['measured'])}")
+            cell = {**cell, "peers": [Row(**r) for r in kept["peers"]],
+                    "peers_measured": kept.get("peers_measured", kept["measured"])}
+        cells[name] = {**cell, "peers": [asdict(r) for r in cell["peers"]], "measured": stamp()}
     lines = ",\n".join(f" {json.dumps(name)}: {json.dumps(cell)}" for name, cell in cells.items())  # a line a cell
     store.write_text(f'{{"bundle": {json.dumps(bundle)}, "cells": {{\n{lines}\n}}}}\n')
     return {name: {**cell, "peers": [Row(**r) for r in cell["peers"]]} for name, cell in cells.items()}

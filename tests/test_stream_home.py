@@ -226,3 +226,15 @@ def test_runs_in_pieces_add_their_cells_for_one_bundle_and_never_mix_bundles(tmp
     assert again["household, clean"]["draws"][0]["hours"] == 7.0 and len(again) == 2
     other = sh.merged({"household, 5 dB": cell(2.0)}, "bundle-b", store)  # another bundle starts afresh
     assert list(other) == ["household, 5 dB"]
+
+
+def test_a_rerun_without_peers_keeps_their_rows_and_says_when_they_were_measured(tmp_path):
+    store = tmp_path / "stream_home.json"
+    with_peers = {"draws": [{"hours": 6.0}], "peers": [sh.Row("peer", stream_hours=6.0)], "sources": {}}
+    first = sh.merged({"household, clean": with_peers}, "bundle-a", store)["household, clean"]
+    rerun = sh.merged({"household, clean": {"draws": [{"hours": 7.0}], "peers": [], "sources": {}}}, "bundle-a", store)
+    cell = rerun["household, clean"]
+    assert cell["draws"][0]["hours"] == 7.0 and [r.name for r in cell["peers"]] == ["peer"]
+    assert cell["peers_measured"] == first["measured"]
+    assert sh.merged({"household, clean": {"draws": [], "peers": [], "sources": {}}}, "bundle-b", store)[
+        "household, clean"]["peers"] == []  # never another bundle's streams' peers
