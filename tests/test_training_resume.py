@@ -301,3 +301,12 @@ def test_read_sentences_join_distillation_but_never_say_what_training_must_not_h
     cfg.distill.sentences = [str(tmp_path)]
     with pytest.raises(DataError, match="sentences.tsv"):
         Trainer(cfg, progress=False).prepare_data()
+
+
+def test_a_distillation_only_run_logs_the_loss_it_descends(tmp_path, small_corpus):
+    """With no word episodes the log's loss column was the (absent) episode loss, 0 at every step."""
+    cfg = config(tmp_path, small_corpus, {"word_teacher": "speech_embedding", "batch": 8}, steps=4)
+    cfg.episodes.weight, cfg.speaker.weight = 0.0, 0.0
+    Trainer(cfg, progress=False).run()
+    losses = [float(r.split(",")[1]) for r in (tmp_path / "log.csv").read_text().splitlines()[1:]]
+    assert len(losses) == 4 and min(losses) > 0.0

@@ -161,7 +161,7 @@ class EpisodeObjective(torch.nn.Module):
                 self.learner.encoder, *voice, self.cfg.speaker.n_way).loss
         if self.distill is not None and taught is not None:
             loss = loss + self.cfg.distill.weight * self.distill.loss(self.learner.encoder, *taught)
-        return loss, result.loss.detach(), result.accuracy
+        return loss, result.accuracy
 
 
 class Trainer:
@@ -324,13 +324,13 @@ class Trainer:
         word = self._episode_tensors(self._next_episode()) if self.cfg.episodes.weight > 0 else None
         voice = self._episode_tensors(self._next_voice_episode()) if self.speaker else None
         taught = self._distill_batch() if self.distill else None
-        loss, word_loss, accuracy = self.objective(word, voice, taught)
+        loss, accuracy = self.objective(word, voice, taught)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.trainable.parameters(), self.cfg.optim.grad_clip)
         self.optimizer.step()
         self.step += 1
-        return float(word_loss), accuracy
+        return float(loss.detach()), accuracy  # the whole objective: a distillation-only run has no episode loss
 
     def trained(self) -> set[str]:
         """The projections some loss of this run teaches: validation measures (and best.pt is chosen on) those."""
