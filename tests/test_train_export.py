@@ -138,7 +138,15 @@ def test_a_pair_joins_the_word_and_the_speaker_encoder(tiny_run, gsc_dir, tmp_pa
     from edge_meta.train.pair import pair_checkpoints
 
     _, _, best, out = tiny_run
-    word_ckpt, speaker_ckpt = best, out / "last.pt"
+    # best.pt holds last.pt's weights when the last validation is the best (on some CPUs it is), and two identical
+    # trunks export as one graph; so the speaker side differs by construction: last.pt with every float weight
+    # scaled by its own seeded factor around 1 (signs and BatchNorm variances kept)
+    word_ckpt, speaker_ckpt = best, tmp_path / "speaker.pt"
+    state = torch.load(out / "last.pt", weights_only=True)
+    draw = torch.Generator().manual_seed(0)
+    state["learner"] = {k: v * torch.exp(0.1 * torch.randn(v.shape, generator=draw)) if v.is_floating_point() else v
+                        for k, v in state["learner"].items()}
+    torch.save(state, speaker_ckpt)
     paired = pair_checkpoints(word_ckpt, speaker_ckpt, tmp_path / "pair.pt")
     cfg, pair, _ = load_checkpoint(paired)
     _, word_src, _ = load_checkpoint(word_ckpt)
