@@ -6,9 +6,10 @@ click around it. Two things about that must not change what is enrolled:
   peaking at -45 dBFS kept just its loudest 10 dB (the vowel) and lost the consonants around it. Each take is
   first scaled so its loudest 20 ms frame sits at ``REFERENCE_DBFS``; the VAD's 30 dB below the loudest frame
   then decides alone, as it does for any take recorded louder than -25 dBFS (those are unchanged);
-- what surrounds the word: the model window is centred on the word, found where the take's mel bands stand
-  over their own noise floors (`word_start`), not taken as the loudest second of the whole file. The take's own sound
-  around the word stays in the window, as a stream has it.
+- what surrounds the word: the model window is centred on the word (`word_start`: where the take's mel bands
+  stand over their own noise floors, or, for a take no longer than the window, its power centroid), not taken
+  as the loudest second of the whole file. The take's own sound around the word stays in the window, as a
+  stream has it.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def word_start(x: np.ndarray, n: int, sample_rate: int = SAMPLE_RATE) -> int:
     window has no room around its word for the bands' floors, whose medians are then the word itself; it is
     centred on the centroid of its power over its quietest frames (`_power_centroid_start`). On FSDD's tightly
     cut clips (99% of them under 1 s) that keeps the clean rows the band floors lost 0.3-0.9 points on, while
-    2 s takes in noise keep the band floors' gains (benchmarks/RESULTS.md, "Word windows")."""
+    2 s takes in noise keep the band floors' gains (benchmarks/RESULTS.md, "FSDD in real noise")."""
     if len(x) <= n:
         return _power_centroid_start(x, n, sample_rate)
     return _band_floor_start(x, n, sample_rate)
@@ -68,9 +69,7 @@ def _power_centroid_start(x: np.ndarray, n: int, sample_rate: int) -> int:
     if k == 0:
         return (len(x) - n) // 2
     power = np.mean(np.square(x[: k * frame].reshape(k, frame), dtype=np.float64), axis=1)
-    excess = np.maximum(power - np.percentile(power, 10), 0.0)
-    centroid = float(np.dot(excess, np.arange(k)) / excess.sum()) if excess.sum() > 0 else k / 2
-    return int((centroid + 0.5) * frame) - n // 2
+    return _window_on(np.maximum(power - np.percentile(power, 10), 0.0), frame, frame / 2, n)
 
 
 def _band_floor_start(x: np.ndarray, n: int, sample_rate: int) -> int:
@@ -87,7 +86,13 @@ def _band_floor_start(x: np.ndarray, n: int, sample_rate: int) -> int:
     if len(bands) == 0:
         return (len(x) - n) // 2
     excess = np.maximum(bands - BAND_EXCESS * np.median(bands, axis=0), 0.0).sum(axis=1)
-    hop = frontend.spec.hop_length
+    return _window_on(excess, frontend.spec.hop_length, frontend.spec.win_length / 2, n)
+
+
+def _window_on(excess: np.ndarray, hop: int, centre_offset: float, n: int) -> int:
+    """Where an ``n``-sample window starts that holds the most of a take's per-frame ``excess`` (frames every
+    ``hop`` samples, each centred ``centre_offset`` samples after its start), re-centred on the excess's centroid
+    inside it; with no excess at all, centred on the take."""
     span = max(1, n // hop)
     first = int(np.argmax(np.convolve(excess, np.ones(span), "valid"))) if len(excess) > span else 0
     inside = excess[first : first + span]
@@ -95,7 +100,7 @@ def _band_floor_start(x: np.ndarray, n: int, sample_rate: int) -> int:
         centre = (first + float(np.dot(inside, np.arange(len(inside))) / inside.sum())) * hop
     else:
         centre = (len(excess) / 2) * hop
-    return int(centre + frontend.spec.win_length / 2) - n // 2
+    return int(centre + centre_offset) - n // 2
 
 
 @functools.lru_cache(maxsize=4)

@@ -259,18 +259,17 @@ class Trainer:
         cache_dir = Path(self.cfg.cache_dir)
         for projection, name in self.cfg.distill.teachers.items():
             teacher = build_teacher(name)
-            raw = teacher_targets(teacher, self.bank.clips,
-                                  cache_dir / f"teacher-{name}-{self.bank.key}.npy" if self.bank.key else None,
-                                  progress=self.progress)[self.train_index]
-            if self.cfg.distill.whiten:
-                classes = (self.bank.labels if projection == "word" else self.bank.speakers)[self.train_index]
-                head = within_word_whitening(raw, classes)
+            clips = teacher_targets(teacher, self.bank.clips,
+                                    cache_dir / f"teacher-{name}-{self.bank.key}.npy" if self.bank.key else None,
+                                    progress=self.progress)[self.train_index]
+            raw = clips
             if len(self.windows):
                 raw = np.concatenate([raw, teacher_targets(teacher, self.windows,
                                                            cache_dir / f"teacher-{name}-windows-{self.windows_key}.npy",
                                                            progress=self.progress)])
-            if self.cfg.distill.whiten:
-                raw = head(unit(raw))
+            if self.cfg.distill.whiten:  # fitted on the labelled clips, applied to the whole pool
+                classes = (self.bank.labels if projection == "word" else self.bank.speakers)[self.train_index]
+                raw = within_word_whitening(clips, classes)(unit(raw))
             out[projection] = torch.from_numpy(centred(raw)).to(self.device)
         return out
 
