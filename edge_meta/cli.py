@@ -62,6 +62,16 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_whiten(args: argparse.Namespace) -> int:
+    from edge_meta.train.whiten import whiten_checkpoint
+
+    _, fitted = whiten_checkpoint(args.checkpoint, args.recipe, args.out, args.projection, args.clips, args.shrink,
+                               args.seed, progress=not args.quiet)
+    print(f"{args.projection} projection whitened within {fitted['classes']:,} classes on {fitted['clips']:,} real "
+          f"clips: {args.out}")
+    return 0
+
+
 def _cmd_pair(args: argparse.Namespace) -> int:
     from edge_meta.train.pair import pair_checkpoints
 
@@ -166,6 +176,27 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--out", required=True, help="where the joined checkpoint goes")
     pr.set_defaults(func=_cmd_pair)
 
+    w = sub.add_parser("whiten", help="fold a within-class whitening, fitted on training clips, into a projection",
+                       description="Shrink what moves one word's (or one voice's) embedding between clips and keep what\n"
+                       "tells words (voices) apart: the within-class whitening of the projection's output, fitted on\n"
+                       "the recipe's real training clips (never its validation speakers), folded into its last\n"
+                       "layer, so the exported graphs cost the same. Then pair and export as usual.\n"
+                       "example: edge-meta whiten export/checkpoints/word_shipped/best.pt "
+                       "--recipe export/recipes/word_whiten.toml --out runs/word_white.pt",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    w.add_argument("checkpoint", help="a .pt file written by 'edge-meta train' or 'edge-meta pair'")
+    w.add_argument("--recipe", required=True, help="recipe whose [[corpora]] the whitening is fitted on")
+    w.add_argument("--out", required=True, help="where the whitened checkpoint goes (for pair/export; not resumable)")
+    w.add_argument("--projection", default="word", choices=["word", "speaker"],
+                   help="word: classes are words (default; the shipped word encoder's FSDD rows in benchmarks/"
+                   "RESULTS.md); speaker: classes are voices (on the shipped speaker encoder it raised FSDD EER)")
+    w.add_argument("--clips", type=int, default=12000, help="real training clips to fit on (default: 12000)")
+    w.add_argument("--shrink", type=float, default=1.0,
+                   help="added to the within-class variances, times their mean: larger is gentler (default: 1.0)")
+    w.add_argument("--seed", type=int, default=0, help="which clips are drawn (default: 0)")
+    w.add_argument("--quiet", action="store_true", help="no progress bars")
+    w.set_defaults(func=_cmd_whiten)
+
     e = sub.add_parser("export", help="turn a checkpoint into a device bundle (fp32 + int8 ONNX, heads, manifest)")
     e.add_argument("checkpoint", help="a .pt file written by 'edge-meta train'")
     e.add_argument("--out", required=True, help="bundle directory to create")
@@ -231,7 +262,7 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     print(f"warning: {message}", file=sys.stderr)
 
 
-EXTRA_FOR = {"train": "train", "pair": "train", "synth": "train", "bench": "train", "export": "export",
+EXTRA_FOR = {"train": "train", "pair": "train", "whiten": "train", "synth": "train", "bench": "train", "export": "export",
              "export-trunk": "teachers",
              "data": "data", "demo": "device", "device": "device"}  # the pyproject extra each command's imports come from
 

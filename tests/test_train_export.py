@@ -214,3 +214,49 @@ def test_bc_resnet_meta_trains_and_exports(gsc_dir, tmp_path):
         want = load_checkpoint(best)[1].encoder.embed(torch.from_numpy(feats)).numpy()
     assert np.min(np.sum(got * want, axis=1)) > 0.999
     b.close()
+
+
+def test_whitening_folds_into_the_projection_and_whitens_each_words_spread(tiny_run, gsc_dir, tmp_path):
+    """`edge-meta whiten`: the folded layer outputs exactly (z - mean) @ matrix of the old one on clips it was not
+    fitted on; on the clips it was fitted on, each within-word variance v of the old outputs becomes v / (v + mean v)
+    (whitening with shrink 1): the fit used these clips, grouped by word, and the fold is the one fitted."""
+    import torch
+
+    from edge_meta.corpora import is_validation_speaker
+    from edge_meta.errors import ConfigError
+    from edge_meta.train.checkpoint import load_checkpoint
+    from edge_meta.train.frontend_torch import LogMelTorch
+    from edge_meta.train.pair import pair_checkpoints
+    from edge_meta.train.whiten import whiten_checkpoint
+
+    cfg, _, best, out = tiny_run
+    recipe = tmp_path / "fit.toml"
+    recipe.write_text(f'cache_dir = "{out / "cache"}"\n[[corpora]]\npath = "{gsc_dir}"\nexclude_eval_words = true\n')
+    head, fitted = whiten_checkpoint(best, recipe, tmp_path / "white.pt", "word", clips=100_000, progress=False)
+    items = read_corpus(gsc_dir).without_words(ENGLISH_EVAL_WORDS).items
+    held_out = [i for i in items if is_validation_speaker(i)]
+    fit = [i for i in items if not is_validation_speaker(i)]
+    assert fitted["clips"] == len(fit) and fitted["classes"] == len({i.word for i in fit})
+
+    def raw(path, chosen):
+        encoder = load_checkpoint(path)[1].encoder
+        x = LogMelTorch(cfg.frontend)(torch.from_numpy(load_clips(chosen, 16000)))
+        with torch.no_grad():
+            return encoder.projections["word"](encoder.trunk(x)).numpy().astype(np.float64)
+
+    before, after = raw(best, held_out), raw(tmp_path / "white.pt", held_out)
+    np.testing.assert_allclose(after, (before - head.mean) @ head.matrix, rtol=1e-4, atol=1e-4 * np.abs(after).max())
+    assert np.abs(after - before).max() > 0.1 * np.abs(before).max()
+
+    def within_word_variances(z, words):
+        spread = np.concatenate([z[words == w] - z[words == w].mean(0) for w in np.unique(words)])
+        return np.linalg.eigvalsh(spread.T @ spread / len(spread))
+
+    words = np.array([i.word for i in fit])
+    old, new = within_word_variances(raw(best, fit), words), within_word_variances(raw(tmp_path / "white.pt", fit), words)
+    np.testing.assert_allclose(new, old / (old + old.mean()), atol=1e-3)  # clips are int16 in the training bank
+    pair = pair_checkpoints(tmp_path / "white.pt", best, tmp_path / "pair.pt")  # what a bundle's manifest will name
+    assert torch.load(pair, weights_only=True)["whitened"] == {"word": fitted}
+    with pytest.raises(ConfigError, match="unknown projection 'voice'"):
+        whiten_checkpoint(best, recipe, tmp_path / "bad.pt", "voice", progress=False)
+    assert not (tmp_path / "bad.pt").exists()

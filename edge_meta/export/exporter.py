@@ -257,6 +257,7 @@ def export_bundle(checkpoint: str | Path, out: str | Path, calibration: str | Pa
                 "checkpoint": {"file": Path(checkpoint).name, "sha256": sha256_file(Path(checkpoint))},
                 # a pair names the two checkpoints it joined, a warm start the file it started from
                 **({"pair": state["pair"]} if state.get("pair") else {}),
+                **({"whitened": state["whitened"]} if state.get("whitened") else {}),
                 **({"init": init_provenance(cfg.init)} if cfg.init else {}),
                 "distill": cfg.distill.teachers,
                 "corpora": [c.path for c in cfg.corpora], "validation": state.get("validation", {}),

@@ -60,6 +60,8 @@ def pair_checkpoints(word: str | Path, speaker: str | Path, out: str | Path) -> 
                                                              if "speaker" in k}},
              "classes": word_state.get("classes"), "corpora": sorted({*word_state.get("corpora", []),
                                                                       *speaker_state.get("corpora", [])}),
+             "whitened": {name: fitted for name, part in (("word", word_state), ("speaker", speaker_state))
+                          if (fitted := part.get("whitened", {}).get(name))},
              "pair": {"word": {"file": str(word), "sha256": sha256_file(Path(word)), "step": word_state["step"]},
                       "speaker": {"file": str(speaker), "sha256": sha256_file(Path(speaker)),
                                   "step": speaker_state["step"]}}}

@@ -29,10 +29,12 @@ class TrunkHead:
         return unit((pooled - self.mean) @ self.matrix).astype(np.float32)
 
 
-def within_word_whitening(pooled: np.ndarray, words: np.ndarray, shrink: float = 1.0) -> TrunkHead:
+def within_word_whitening(pooled: np.ndarray, words: np.ndarray, shrink: float = 1.0,
+                          unit_inputs: bool = True) -> TrunkHead:
     """The head for unit-length pooled embeddings ``pooled`` (N, D) of clips labelled ``words`` (N,): the inverse
-    square root of the pooled within-word covariance plus ``shrink`` times its mean variance on the diagonal."""
-    x = unit(np.asarray(pooled, np.float64))
+    square root of the pooled within-word covariance plus ``shrink`` times its mean variance on the diagonal.
+    ``unit_inputs=False`` fits it on ``pooled`` as given (an encoder's raw output, to fold into its last layer)."""
+    x = unit(np.asarray(pooled, np.float64)) if unit_inputs else np.asarray(pooled, np.float64)
     classes, inv = np.unique(words, return_inverse=True)
     counts = np.bincount(inv)
     if np.sum(counts >= 2) < 2 or len(x) <= x.shape[1]:
