@@ -260,3 +260,36 @@ def test_whitening_folds_into_the_projection_and_whitens_each_words_spread(tiny_
     with pytest.raises(ConfigError, match="unknown projection 'voice'"):
         whiten_checkpoint(best, recipe, tmp_path / "bad.pt", "voice", progress=False)
     assert not (tmp_path / "bad.pt").exists()
+
+
+def test_int8_weights_lie_in_7_bits_unless_full_range_is_asked_for(tiny_run, gsc_dir, tmp_path):
+    """`edge-meta export` quantises the ONNX weights to 7 bits (so x86's u8 x s8 pairs cannot saturate int16 on a CPU
+    without VNNI), `--full-range` to 8; the 7-bit embeddings follow fp32's on real clips on any CPU (on an AVX2-only
+    AMD EPYC the 8-bit ones did not: their typical clip moved 0.74 of the way to another word's)."""
+    import onnx
+    from onnx import numpy_helper
+
+    from edge_meta.device.backends import OnnxBackend
+    from edge_meta.export.exporter import _noise_windows, calibration_sets
+    from edge_meta.export.onnx_export import export_onnx
+    from edge_meta.export.quantize import quantize_int8
+    from edge_meta.train.checkpoint import load_checkpoint
+
+    cfg, _, best, _ = tiny_run
+    calibration, _, noise = calibration_sets(gsc_dir, cfg.seed)  # as `edge-meta export` draws them
+    window = cfg.frontend.window_samples
+    feats = LogMel(cfg.frontend).batch(np.concatenate([load_clips(calibration, window), _noise_windows(noise, window)]))
+    held_out = read_corpus(gsc_dir).without_words(ENGLISH_EVAL_WORDS).items[1::97][:40]
+    words = np.array([i.word for i in held_out])
+    test = LogMel(cfg.frontend).batch(load_clips(held_out, cfg.frontend.window_samples))
+    export_onnx(load_checkpoint(best)[1].encoder, cfg.frontend, tmp_path / "fp32.onnx")
+    reference = OnnxBackend(tmp_path / "fp32.onnx").embed(test)["word"]
+    for reduce_range, top in ((True, 63), (False, 127)):
+        path = tmp_path / f"int8-{reduce_range}.onnx"
+        described = quantize_int8(tmp_path / "fp32.onnx", path, feats, reduce_range=reduce_range)
+        weights = [numpy_helper.to_array(t) for t in onnx.load(str(path)).graph.initializer
+                   if t.data_type == onnx.TensorProto.INT8 and t.dims]
+        assert max(int(np.abs(w.astype(np.int16)).max()) for w in weights) in (top, top + 1)
+        assert ("7-bit" in described) == reduce_range
+        if reduce_range:
+            assert_follows(reference, OnnxBackend(path).embed(test)["word"], words)

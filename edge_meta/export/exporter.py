@@ -147,7 +147,8 @@ def init_provenance(path: str) -> dict:
 
 def export_bundle(checkpoint: str | Path, out: str | Path, calibration: str | Path, tar: bool = False,
                   fsdd: str | Path | None = None, activations: str = "u8", formats: tuple[str, ...] = ("onnx", "tflite"),
-                  progress: bool = True, commands: str | Path | None = None, keep_fp32: bool = True) -> ExportReport:
+                  progress: bool = True, commands: str | Path | None = None, keep_fp32: bool = True,
+                  reduce_range: bool = True) -> ExportReport:
     """Checkpoint -> verified bundle directory (and .tar); TFLite is skipped with a note when litert-torch is missing.
     ``keep_fp32=False`` measures everything against the fp32 graph but leaves it out of the bundle: a device
     runs int8, and the shipped default must stay small."""
@@ -188,7 +189,8 @@ def export_bundle(checkpoint: str | Path, out: str | Path, calibration: str | Pa
         outputs = export_onnx(learner.encoder, spec, stage / "encoder.fp32.onnx")
         step("onnx")
         int8 = {"backend": "onnx", "precision": "int8", "file": "encoder.int8.onnx",
-                "quantization": quantize_int8(stage / "encoder.fp32.onnx", stage / "encoder.int8.onnx", calib_all, activations)}
+                "quantization": quantize_int8(stage / "encoder.fp32.onnx", stage / "encoder.int8.onnx", calib_all, activations,
+                                              reduce_range)}
         # a pair's graph is cut in two, so the device runs the speaker graph only when needed
         files = [{"backend": "onnx", "precision": "fp32", "file": "encoder.fp32.onnx"},
                  *split_entry(stage, int8, outputs, INPUT_NAME)]

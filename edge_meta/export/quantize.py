@@ -4,6 +4,12 @@ weights, calibrated on real clips.
 Activations default to *unsigned* int8: on this x86 machine the u8 x s8 kernels ran our DS-CNN at
 fp32 speed while s8 x s8 ran it 2-3x slower (benchmarks/RESULTS.md); on ARM (Raspberry Pi)
 onnxruntime handles both. QOperator and dynamic quantisation are far slower still: avoided.
+
+On x86 CPUs without VNNI (AVX2 only: older Intel, many AMD), onnxruntime's u8 x s8 kernels add products in pairs
+into int16, which can saturate: there the tiny test encoder's int8 embeddings moved most of the way to another
+word's, and a whitened encoder (`edge-meta whiten`) lost 4.5 points of FSDD household 1-shot that ARM, VNNI
+machines and TFLite keep. ``reduce_range`` (the default) quantises the weights to 7 bits, which cannot saturate,
+at u8 speed.
 """
 
 from __future__ import annotations
@@ -32,7 +38,8 @@ class FeatureReader(CalibrationDataReader):
         return None if b is None else {INPUT_NAME: b.astype(np.float32)}
 
 
-def quantize_int8(fp32: Path, out: Path, calibration: np.ndarray, activations: str = "u8") -> str:
+def quantize_int8(fp32: Path, out: Path, calibration: np.ndarray, activations: str = "u8",
+                  reduce_range: bool = True) -> str:
     """Write the int8 model; returns a one-line description for the manifest."""
     with tempfile.TemporaryDirectory() as tmp:
         pre = Path(tmp) / "pre.onnx"
@@ -41,6 +48,7 @@ def quantize_int8(fp32: Path, out: Path, calibration: np.ndarray, activations: s
             str(pre), str(out), FeatureReader(calibration),
             quant_format=QuantFormat.QDQ, per_channel=True,
             activation_type=ACTIVATION_TYPES[activations], weight_type=QuantType.QInt8,
-            calibrate_method=CalibrationMethod.MinMax,
+            calibrate_method=CalibrationMethod.MinMax, reduce_range=reduce_range,
         )
-    return f"static QDQ, per-channel s8 weights, {activations} activations, MinMax calibration on real clips"
+    weights = "7-bit range" if reduce_range else "s8"
+    return f"static QDQ, per-channel {weights} weights, {activations} activations, MinMax calibration on real clips"
