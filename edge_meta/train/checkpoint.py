@@ -34,6 +34,16 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> tuple[TrainConfig,
     return cfg, learner, state
 
 
+def save_checkpoint(state: dict, path: str | Path) -> Path:
+    """Write ``state`` to ``path`` atomically (a reader, or a run killed mid-write, never sees half a file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".part")
+    torch.save(state, tmp)
+    tmp.replace(path)
+    return path
+
+
 def _tuples_to_lists(d):
     if isinstance(d, dict):
         return {k: _tuples_to_lists(v) for k, v in d.items()}

@@ -15,7 +15,7 @@ import torch
 
 from edge_meta.bundle import sha256_file
 from edge_meta.errors import ConfigError
-from edge_meta.train.checkpoint import FORMAT, load_checkpoint
+from edge_meta.train.checkpoint import FORMAT, load_checkpoint, save_checkpoint
 from edge_meta.train.encoders import DSCNN, build_encoder
 from edge_meta.train.learners import build_learner
 
@@ -52,8 +52,6 @@ def pair_checkpoints(word: str | Path, speaker: str | Path, out: str | Path) -> 
     learner = build_learner(cfg.learner.name, encoder, **cfg.learner.options)
     rest = {k: v for k, v in word_learner.state_dict().items() if not k.startswith("encoder.")}
     learner.load_state_dict({**rest, **{f"encoder.{k}": v for k, v in encoder.state_dict().items()}})
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     state = {"format": FORMAT, "config": cfg.to_dict(), "learner": learner.state_dict(), "speaker_objective": {},
              "step": word_state["step"], "validation": {**word_state.get("validation", {}),
                                                           **{k: v for k, v in speaker_state.get("validation", {}).items()
@@ -65,7 +63,4 @@ def pair_checkpoints(word: str | Path, speaker: str | Path, out: str | Path) -> 
              "pair": {"word": {"file": str(word), "sha256": sha256_file(Path(word)), "step": word_state["step"]},
                       "speaker": {"file": str(speaker), "sha256": sha256_file(Path(speaker)),
                                   "step": speaker_state["step"]}}}
-    tmp = out.with_suffix(".part")
-    torch.save(state, tmp)
-    tmp.replace(out)
-    return out
+    return save_checkpoint(state, out)

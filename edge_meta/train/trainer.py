@@ -31,6 +31,7 @@ from edge_meta.metrics import fewshot_accuracy, unit
 from edge_meta.train.augment import Augmenter
 from edge_meta.train.config import TrainConfig
 from edge_meta.train.data import ClipBank, build_bank, load_noise
+from edge_meta.train.checkpoint import save_checkpoint
 from edge_meta.train.distill import DistillObjective, centred
 from edge_meta.train.distributed import Distributed
 from edge_meta.train.encoders import build_encoder, count_parameters
@@ -458,9 +459,7 @@ class Trainer:
             "corpora": [c.path for c in self.cfg.corpora],
             "processes": self.dist.world,
         }
-        tmp = path.with_suffix(".part")
-        torch.save(state, tmp)
-        tmp.replace(path)
+        save_checkpoint(state, path)
 
     def resume(self, path: Path) -> None:
         """Continue from a checkpoint written by `save`: call before `run`. The random states are

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from edge_meta.errors import ConfigError
-from edge_meta.train.checkpoint import load_checkpoint
+from edge_meta.train.checkpoint import load_checkpoint, save_checkpoint
 from edge_meta.train.config import load_config
 from edge_meta.train.data import ClipBank, build_bank
 from edge_meta.train.frontend_torch import LogMelTorch
@@ -89,9 +89,5 @@ def whiten_checkpoint(checkpoint: str | Path, recipe: str | Path, out: str | Pat
     kept = {k: v for k, v in state.items() if k not in RESUME_ONLY}
     kept["learner"] = learner.state_dict()
     kept["whitened"] = {**state.get("whitened", {}), projection: fitted}
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".part")
-    torch.save(kept, tmp)
-    tmp.replace(out)
+    save_checkpoint(kept, out)
     return head, fitted
