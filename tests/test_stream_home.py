@@ -236,5 +236,10 @@ def test_a_rerun_without_peers_keeps_their_rows_and_says_when_they_were_measured
     cell = rerun["household, clean"]
     assert cell["draws"][0]["hours"] == 7.0 and [r.name for r in cell["peers"]] == ["peer"]
     assert cell["peers_measured"] == first["measured"]
-    assert sh.merged({"household, clean": {"draws": [], "peers": [], "sources": {}}}, "bundle-b", store)[
-        "household, clean"]["peers"] == []  # never another bundle's streams' peers
+    # another bundle: the same seeded streams and takes, so the peers' rows stay (their scores never depend on the
+    # bundle), while the other bundle's own cells go
+    other = sh.merged({"one-speaker, clean": {"draws": [], "peers": [], "sources": {}}}, "bundle-b", store)
+    assert list(other) == ["one-speaker, clean"]
+    moved = sh.merged({"household, clean": {"draws": [{"hours": 8.0}], "peers": [], "sources": {}}}, "bundle-b", store)
+    assert [r.name for r in moved["household, clean"]["peers"]] == ["peer"]
+    assert moved["household, clean"]["peers_measured"] == first["measured"]
