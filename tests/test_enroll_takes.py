@@ -1,9 +1,11 @@
 """Enrollment that holds (issues 16 and 17): copies of one take, a wrong-word take, takes that disagree, takes
 from several voices, quiet takes and takes with sound around the word, each on real recordings."""
 
+import contextlib
 import io
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -20,20 +22,30 @@ from edge_meta.errors import AudioError
 CLICK_S = 0.5  # silence between the word and a click after it
 
 
-def household(rt: Runtime, gsc_dir: Path, word: str, one_by_one: bool) -> list[Path]:
-    """Five Speech Commands speakers' takes of ``word`` that enrollment's own calibration finds disagreeing (the
-    threshold they need lets more than the target of background speech through) though none is odd; with
-    ``one_by_one``, each also passes the prompts' take-by-take check in turn. Sought among seeded draws of
-    speakers, so that the tests below follow the bundle instead of naming speakers one bundle happened to split."""
+def household(rt: Runtime, gsc_dir: Path, word: str, take: Callable[[Path], np.ndarray | None],
+              one_by_one: bool) -> list[Path]:
+    """Five Speech Commands speakers' takes of ``word``, as ``take`` gives enrollment each file (None: it refuses
+    it), that enrollment's own calibration finds disagreeing (the threshold they need lets more than the target of
+    background speech through) though none is odd; with ``one_by_one``, each also passes the prompts' take-by-take
+    check in turn. Sought among seeded draws of speakers, so that the tests below follow the bundle instead of
+    naming speakers one bundle happened to split."""
     files = sorted((gsc_dir / word).glob("*_nohash_0.flac"))
-    regions = [speech_region(read_audio(p, announce=False)) for p in files]
-    emb = rt.embed(regions)
+    takes: dict[int, np.ndarray | None] = {}
+    emb: dict[int, np.ndarray] = {}
     rng = np.random.default_rng(0)
     for _ in range(300):
-        pick = rng.choice(len(files), 5, replace=False)
-        if one_by_one and any(rt.unlike(emb[i], emb[pick[:k]])[0] for k, i in enumerate(pick) if k):
+        pick = [int(i) for i in rng.choice(len(files), 5, replace=False)]
+        for i in pick:
+            if i not in takes:
+                takes[i] = take(files[i])
+                if takes[i] is not None:
+                    emb[i] = rt.embed([takes[i]])[0]
+        if any(takes[i] is None for i in pick):
             continue
-        c = rt.calibrate_takes(word, "", emb[pick])
+        if one_by_one and any(rt.unlike(emb[i], np.stack([emb[j] for j in pick[:k]]))[0]
+                              for k, i in enumerate(pick) if k):
+            continue
+        c = rt.calibrate_takes(word, "", np.stack([emb[i] for i in pick]))
         if c.capped and not c.odd and c.background_rate > c.false_accept:
             return [files[i] for i in pick]
     raise AssertionError(f"no five speakers' takes of {word!r} disagree here: the check has nothing to refuse")
@@ -106,7 +118,7 @@ def test_takes_that_disagree_never_lower_the_threshold_silently(gsc_dir, tmp_pat
     background-calibrated point. Enrollment refuses that unless forced, and `list` then gives the share of
     background speech the lowered threshold lets through, not the target it no longer meets."""
     with Runtime.open() as rt:
-        paths = household(rt, gsc_dir, "go", one_by_one=False)
+        paths = household(rt, gsc_dir, "go", lambda p: read_audio(p, announce=False), one_by_one=False)
     store = tmp_path / "p.db"
     r = edge_meta("enroll-word", "go", "--from", *paths, "--store", store)
     assert r.returncode == 2, r.stdout
@@ -189,12 +201,21 @@ def test_the_prompts_ask_again_when_the_takes_disagree(gsc_dir):
     """Five voices' takes of "no" each pass the prompts' take-by-take check, and enrollment then lowered the
     threshold below the background point. Calibrated as enrollment does once all are in, the least alike take
     is asked for again (here the input then ends: the takes still disagree)."""
-    room = np.random.default_rng(0)
+    def in_room(p: Path) -> np.ndarray:
+        room = np.random.default_rng(0)  # the same quiet room (about -80 dBFS) around every take
+        x = speech_region(read_audio(p, announce=False))
+        return np.concatenate([1e-4 * room.standard_normal(9600), x, 1e-4 * room.standard_normal(12800)]).astype(
+            np.float32)
+
+    def captured(p: Path) -> np.ndarray | None:
+        """The take the prompts keep from ``p`` said alone in a quiet room (None when they ask again)."""
+        with contextlib.suppress(AudioError):
+            return Prompter(rt, ArraySource(in_room(p)), io.StringIO(), meter=False, attempts=1).word_takes("no", 1)[0]
+        return None
+
     out = io.StringIO()
     with Runtime.open() as rt, pytest.raises(AudioError, match="ended before all takes"):
-        said = [speech_region(read_audio(p, announce=False)) for p in household(rt, gsc_dir, "no", one_by_one=True)]
-        audio = np.concatenate([np.concatenate([1e-4 * room.standard_normal(9600), x,
-                                                1e-4 * room.standard_normal(12800)]) for x in said]).astype(np.float32)
+        audio = np.concatenate([in_room(p) for p in household(rt, gsc_dir, "no", captured, one_by_one=True)])
         Prompter(rt, ArraySource(audio), out, meter=False).word_takes("no", 5)
     lines = out.getvalue().splitlines()
     assert sum(line.startswith("  ok:") for line in lines) == 5
