@@ -93,6 +93,17 @@ def test_export_round_trip_on_real_clips(tiny_run, gsc_dir, tmp_path):
     assert b.manifest["encoder"]["outputs"] == ["word", "speaker"]
     assert heads["background.word"].shape == heads["background.speaker"].shape == (256, 32)
     assert float(heads["word.temperature"]) > 1.0
+    # the bank is what the device's int8 graph gives the calibration clips and noise (enrollment scores int8
+    # prototypes against it), to float16's precision; the fp32 graph's embeddings of the same clips are not it
+    from edge_meta.export.exporter import _noise_windows, calibration_sets
+
+    calib, _, noise = calibration_sets(gsc_dir, cfg.seed)
+    window = cfg.frontend.window_samples
+    seen = LogMel(cfg.frontend).batch(np.concatenate([load_clips(calib, window), _noise_windows(noise, window)]))
+    bank = heads["background.word"].astype(np.float32)
+    nearest = {p: (bank @ open_backend(b, "onnx", p).embed(seen)["word"].T).max(axis=1) for p in ("int8", "fp32")}
+    assert nearest["int8"].min() > 0.999 and nearest["fp32"].min() < nearest["int8"].min(), (
+        nearest["int8"].min(), nearest["fp32"].min())
 
     # fp32 and int8 agree on real clips the calibration never saw (FSDD is not in the calibration corpus)
     items = read_corpus(gsc_dir).without_words(ENGLISH_EVAL_WORDS).items[1::97][:40]
