@@ -413,11 +413,13 @@ def merged(new: dict, bundle: str, store: Path = STORE) -> dict:
             peers[name] = {"rows": [asdict(r) for r in cell["peers"]], "measured": now}
         elif name in peers:  # a run without --systems: the peers' rows on these streams stay
             print(f"{name}: the peers' rows kept from {peers[name]['measured']}")
-            cell = {**cell, "peers": [Row(**r) for r in peers[name]["rows"]], "peers_measured": peers[name]["measured"]}
-        cells[name] = {**cell, "peers": [asdict(r) for r in cell["peers"]], "measured": now}
+            cell = {**cell, "peers_measured": peers[name]["measured"]}
+        cells[name] = {**cell, "measured": now}
+    cells = {name: {k: v for k, v in cell.items() if k != "peers"} for name, cell in cells.items()}  # in `peers`
     store.write_text(f'{{"bundle": {json.dumps(bundle)}, "cells": {{\n{_lines(cells)}\n}}, '
                      f'"peers": {{\n{_lines(peers)}\n}}}}\n')
-    return {name: {**cell, "peers": [Row(**r) for r in cell["peers"]]} for name, cell in cells.items()}
+    return {name: {**cell, "peers": [Row(**r) for r in peers.get(name, {}).get("rows", [])]}
+            for name, cell in cells.items()}
 
 
 def main() -> int:

@@ -26,6 +26,15 @@ def assert_follows(reference: np.ndarray, quantised: np.ndarray, words: np.ndarr
     assert np.median(moved / nearest_other_word) < 0.5, (np.median(moved), np.median(nearest_other_word))
 
 
+def calibration_features(cfg, gsc_dir) -> np.ndarray:
+    """The log-mel windows `edge-meta export` calibrates on: its calibration clips, then its noise windows."""
+    from edge_meta.export.exporter import _noise_windows, calibration_sets
+
+    calib, _, noise = calibration_sets(gsc_dir, cfg.seed)
+    window = cfg.frontend.window_samples
+    return LogMel(cfg.frontend).batch(np.concatenate([load_clips(calib, window), _noise_windows(noise, window)]))
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory, gsc_dir):
     out = tmp_path_factory.mktemp("run")
@@ -95,11 +104,7 @@ def test_export_round_trip_on_real_clips(tiny_run, gsc_dir, tmp_path):
     assert float(heads["word.temperature"]) > 1.0
     # the bank is what the device's int8 graph gives the calibration clips and noise (enrollment scores int8
     # prototypes against it), to float16's precision; the fp32 graph's embeddings of the same clips are not it
-    from edge_meta.export.exporter import _noise_windows, calibration_sets
-
-    calib, _, noise = calibration_sets(gsc_dir, cfg.seed)
-    window = cfg.frontend.window_samples
-    seen = LogMel(cfg.frontend).batch(np.concatenate([load_clips(calib, window), _noise_windows(noise, window)]))
+    seen = calibration_features(cfg, gsc_dir)
     bank = heads["background.word"].astype(np.float32)
     nearest = {p: (bank @ open_backend(b, "onnx", p).embed(seen)["word"].T).max(axis=1) for p in ("int8", "fp32")}
     assert nearest["int8"].min() > 0.999 and nearest["fp32"].min() < nearest["int8"].min(), (
@@ -281,15 +286,12 @@ def test_int8_weights_lie_in_7_bits_unless_full_range_is_asked_for(tiny_run, gsc
     from onnx import numpy_helper
 
     from edge_meta.device.backends import OnnxBackend
-    from edge_meta.export.exporter import _noise_windows, calibration_sets
     from edge_meta.export.onnx_export import export_onnx
     from edge_meta.export.quantize import quantize_int8
     from edge_meta.train.checkpoint import load_checkpoint
 
     cfg, _, best, _ = tiny_run
-    calibration, _, noise = calibration_sets(gsc_dir, cfg.seed)  # as `edge-meta export` draws them
-    window = cfg.frontend.window_samples
-    feats = LogMel(cfg.frontend).batch(np.concatenate([load_clips(calibration, window), _noise_windows(noise, window)]))
+    feats = calibration_features(cfg, gsc_dir)
     held_out = read_corpus(gsc_dir).without_words(ENGLISH_EVAL_WORDS).items[1::97][:40]
     words = np.array([i.word for i in held_out])
     test = LogMel(cfg.frontend).batch(load_clips(held_out, cfg.frontend.window_samples))

@@ -209,7 +209,7 @@ def export_bundle(checkpoint: str | Path, out: str | Path, calibration: str | Pa
         # the bank and the floor come from the graph the device runs by default (ONNX int8), as the trunk flavour's
         # do: enrollment scores its int8 prototypes against them, and int8 quantisation error is partly shared
         # between two int8 embeddings, so fp32 ones put the bank and the floor where int8 scores are not
-        device = _open_encoder(stage, [e for e in files if (e["backend"], e["precision"]) == ("onnx", "int8")], outputs)
+        device = _open_encoder(stage, files, ("onnx", "int8"), outputs)
         calib_emb = device.embed(calib)
         report = ExportReport(bundle=out, default_threshold=_threshold(calib_emb["word"], label_ids(calib_items)))
         noise_emb = device.embed(noise)
@@ -228,8 +228,7 @@ def export_bundle(checkpoint: str | Path, out: str | Path, calibration: str | Pa
         ref_emb = reference.embed(parity)["word"]
         report.latency_ms["onnx fp32"] = encoder_latency_ms(reference, parity)
         for fmt in dict.fromkeys((e["backend"], e["precision"]) for e in files[1:]):
-            backend = device if fmt == ("onnx", "int8") else _open_encoder(
-                stage, [e for e in files if (e["backend"], e["precision"]) == fmt], outputs)
+            backend = device if fmt == ("onnx", "int8") else _open_encoder(stage, files, fmt, outputs)
             name = " ".join(fmt)
             report.parity[name] = _parity(ref_emb, backend.embed(parity)["word"], labels)
             report.latency_ms[name] = encoder_latency_ms(backend, parity)
@@ -292,8 +291,10 @@ def export_bundle(checkpoint: str | Path, out: str | Path, calibration: str | Pa
     return report
 
 
-def _open_encoder(stage: Path, entries: list[dict], outputs: list[str]):
-    """One encoder format's backend from its file entries (one TFLite file; one ONNX file or one per output)."""
+def _open_encoder(stage: Path, files: list[dict], fmt: tuple[str, str], outputs: list[str]):
+    """The backend of one encoder format, (backend, precision), from the manifest's file entries (one TFLite file;
+    one ONNX file or one per output)."""
+    entries = [e for e in files if (e["backend"], e["precision"]) == fmt]
     if entries[0]["backend"] == "tflite":
         from edge_meta.device.tflite_backend import TfliteBackend
 
