@@ -33,6 +33,7 @@ MAX_BUNDLE_BYTES = 256 << 20  # what an archive may unpack to: a compressed one 
 MAX_BUNDLE_FILES = 1000
 HEADERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}  # .npy
 HOLD_BELOW_UNMEASURED = 0.15  # the tiny encoder's hold margin, for bundles exported before the export measured it
+INPUT_KINDS = ("features", "waveform", "waveform+features")  # what an encoder graph takes (`encoder_inputs`)
 REBUILD_HINT = "re-export it with `edge-meta export`, or reinstall the bundle you downloaded"
 
 
@@ -121,7 +122,8 @@ class Bundle:
         return data
 
     def encoder_inputs(self, backend: str, precision: str = "int8") -> list[str]:
-        """What each of `encoder_files`' graphs takes: "features" (log-mel, the default) or "waveform"."""
+        """What each of `encoder_files`' graphs takes: "features" (log-mel, the default), "waveform", or
+        "waveform+features" (two inputs in that order: the trunk flavour's fused word graph)."""
         return [e.get("input", "features") for e in self.manifest["encoder"]["files"]
                 if e["backend"] == backend and e["precision"] == precision]
 
@@ -247,7 +249,7 @@ def _check_manifest(m: Any, label: Path) -> None:
     if not isinstance(files, list) or not all(
             isinstance(e, dict) and all(isinstance(e.get(k), str) for k in ("backend", "precision", "file"))
             and isinstance(e.get("outputs", []), list) and all(isinstance(o, str) for o in e.get("outputs", []))
-            and e.get("input", "features") in ("features", "waveform")
+            and e.get("input", "features") in INPUT_KINDS
             for e in files):
         raise BundleError(f"{label}: {MANIFEST} field 'encoder.files' is malformed", REBUILD_HINT)
     # the other fields the runtime reads, so a malformed one is refused here rather than failing later

@@ -116,16 +116,39 @@ def test_an_encoder_input_the_device_cannot_give_is_refused_at_open(trunk, tmp_p
     with pytest.raises(BundleError, match="no tflite int8 encoder"):
         open_backend(b, "tflite")
     b.close()
+    m["encoder"]["files"][0]["input"] = "waveform"  # the fused word graph takes the window's features too
+    write_manifest(bad, m)
+    b = Bundle.open(bad)
+    with pytest.raises(BundleError, match="has 2 inputs, but the manifest says it takes waveform"):
+        open_backend(b)
+    b.close()
+
+
+def test_the_word_embedding_is_the_trunk_and_the_tiny_default_side_by_side_at_their_shares(trunk, fsdd_dir):
+    """The flavour's word graph runs the trunk and the base bundle's tiny word graph on each window: its embedding
+    is the tiny default's own embedding scaled to its share beside the trunk's, so two windows' cosine is the two
+    encoders' cosines mixed by that share (both parts are the same int8 graphs: float rounding only)."""
+    data = FsddSet.load(fsdd_dir)
+    clips = data.clips[::60]
+    b, tiny = Bundle.open(trunk), Bundle.open(default_bundle_path())
+    share = b.manifest["provenance"]["tiny_word"]["weight"]
+    assert b.manifest["provenance"]["tiny_word"]["base_bundle"] == tiny.bundle_id
+    fused = embed_clips(open_backend(b), LogMel(b.frontend), clips)
+    alone = embed_clips(open_backend(tiny), LogMel(tiny.frontend), clips)
+    b.close()
+    tiny.close()
+    trunk_part, tiny_part = fused[:, : -alone.shape[1]], fused[:, -alone.shape[1]:]
+    np.testing.assert_allclose(tiny_part, np.sqrt(share) * alone, atol=1e-4)
+    np.testing.assert_allclose(np.linalg.norm(trunk_part, axis=1), np.sqrt(1 - share), atol=1e-4)
+    assert 0 < share < 1 and len(clips) >= 50
 
 
 def test_the_trunk_flavour_holds_hops_by_the_margin_its_export_measured(trunk):
-    """The trunk's score climbs into a word's peak about three times as fast as the tiny encoder's, so its export
-    measures a wider hold margin than the tiny default's; the detector uses it unless device.toml sets one."""
+    """A word graph's score climbs into a word's peak at its own pace (the trunk alone about three times as fast as
+    the tiny encoder), so each export measures its hold margin; the detector uses it unless device.toml sets one."""
     from edge_meta.device.detector import DetectorConfig
 
     b = Bundle.open(trunk)
-    tiny = Bundle.open(default_bundle_path()).hold_below
-    assert b.hold_below > tiny, (b.hold_below, tiny)  # each measured by its own export
     assert json.loads((trunk / "report.json").read_text())["hold"]["hold_below"] == b.hold_below
     with Runtime.open(trunk) as rt:
         assert rt.detector().cfg.hold_below == b.hold_below

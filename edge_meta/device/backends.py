@@ -6,7 +6,8 @@ outputs come from separate graphs (`separable`) computes only the outputs asked 
 runs the word graph on every hop and the speaker graph only when a word may fire.
 
 A graph whose manifest entry says ``"input": "waveform"`` (the trunk flavour's word graph: a pretrained trunk
-that makes its own frontend) takes the window's samples (B, window_samples) instead, so callers pass both.
+that makes its own frontend) takes the window's samples (B, window_samples) instead, so callers pass both; one
+that says ``"waveform+features"`` (the trunk and the tiny word graph fused) takes both, in that order.
 """
 
 from __future__ import annotations
@@ -73,17 +74,17 @@ class OnnxBackend:
             self.sessions.append((session, [o.name for o in session.get_outputs()], kind))
         self.outputs = [o for _, names, _ in self.sessions for o in names]
         self.separable = len(self.sessions) > 1
-        self.takes_waveform = any(kind == "waveform" for _, _, kind in self.sessions)
+        self.takes_waveform = any(kind != "features" for _, _, kind in self.sessions)
 
     def embed(self, features: np.ndarray, outputs: list[str] | None = None,
               waveform: np.ndarray | None = None) -> dict[str, np.ndarray]:
         out = {}
         for session, names, kind in self.sessions:
             if outputs is None or not set(names).isdisjoint(outputs):
-                x = features if kind == "features" else waveform
-                if x is None:
+                xs = [features if k == "features" else waveform for k in kind.split("+")]
+                if any(x is None for x in xs):
                     raise ValueError(f"the graph computing {names} takes the window's samples: pass waveform=")
-                feed = {session.get_inputs()[0].name: np.ascontiguousarray(x, dtype=np.float32)}
+                feed = {i.name: np.ascontiguousarray(x, dtype=np.float32) for i, x in zip(session.get_inputs(), xs)}
                 out.update(zip(names, map(_unit, session.run(names, feed))))
         return out
 
@@ -112,7 +113,12 @@ def open_backend(bundle: Bundle, backend: str = "onnx", precision: str = "int8",
         return tfl
     onnx = OnnxBackend([path for path, _ in parts], threads=threads, read=bundle.read, inputs=inputs)  # bytes verified
     for (path, wanted), (session, names, kind) in zip(parts, onnx.sessions):
-        _check_encoder(path, bundle, session.get_inputs()[0].shape, wanted, names, len(names), kind)
+        shapes = [i.shape for i in session.get_inputs()]
+        if len(shapes) != len(kind.split("+")):
+            raise BundleError(f"{path}: the encoder has {len(shapes)} inputs, but the manifest says it takes {kind}",
+                              REBUILD_HINT)
+        for given, shape in zip(kind.split("+"), shapes):
+            _check_encoder(path, bundle, shape, wanted, names, len(names), given)
     return onnx
 
 

@@ -4,9 +4,12 @@ Its word graph is Google's speech_embedding trunk (Apache-2.0; the ONNX inside t
 here to static int8) on the window's samples, mean-pooled over its frames, with a within-word whitening head
 fitted on the training corpora (edge_meta.train.trunk_head) baked into the same graph, so the device runs one
 graph and gets the final embedding. The trunk learned from far more speech than this project can train on, and
-on FSDD it meets issue 14's word bars where the tiny encoder does not (benchmarks/trunk_flavour.py). Everything
-else comes from a base bundle: the speaker graph (log-mel in), heads, command model; the word background bank and
-the default threshold are computed again on the new word graph, as `edge-meta export` computes them.
+on FSDD it meets issue 14's word bars where the tiny encoder does not (benchmarks/trunk_flavour.py). By default
+the base bundle's tiny word graph runs beside it in that one graph, and the word embedding is the two side by
+side (`fuse_word_graphs`): in streams of other people's speech the two fire on different look-alikes.
+Everything else comes from a base bundle: the speaker graph (log-mel in), heads, command model; the word
+background bank and the default threshold are computed again on the new word graph, as `edge-meta export`
+computes them.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from edge_meta.bundle import Bundle, sha256_file, write_manifest, write_tar
 from edge_meta.corpora import load_clips
 from edge_meta.device.backends import OnnxBackend
 from edge_meta.errors import ConfigError, DataError
+from edge_meta.export import TINY_WEIGHT
 from edge_meta.bench.fewshot import encoder_latency_ms
 from edge_meta.export.exporter import (ExportReport, _noise_windows, _threshold, background_bank, calibration_sets,
                                        label_ids)
@@ -98,6 +102,44 @@ def bake_head(trunk: Path, head: TrunkHead, out: Path) -> None:
     onnx.save(model, str(out))
 
 
+def fuse_word_graphs(trunk: Path, tiny: Path, tiny_weight: float, out: Path) -> None:
+    """One graph, two inputs (the window's samples, then its log-mel features): output 'word' is the trunk's
+    unit embedding and the tiny word graph's unit embedding side by side, scaled so that the cosine of two fused
+    embeddings is ``1 - tiny_weight`` times the trunk's cosine plus ``tiny_weight`` times the tiny one's.
+
+    Why: the two encoders learned differently (a trunk from Google's speech, a small network from this project's
+    episodes) and, in a stream of other people's speech, fire on different look-alikes; a window must sound like
+    the word to both, so false accepts drop far more than true detections (benchmarks/RESULTS.md "Trunk flavour").
+    Enrollment, calibration and the detector see one embedding as before."""
+    import onnx
+    from onnx import compose, helper, numpy_helper
+
+    big, small = onnx.load(str(trunk)), compose.add_prefix(onnx.load(str(tiny)), "tiny_")
+    for node in big.graph.node:  # its output is called 'word' too: the fused graph's output takes the name
+        node.output[:] = ["trunk_word" if o == "word" else o for o in node.output]
+    big.graph.output[0].name = "trunk_word"
+    opset = max(o.version for m in (big, small) for o in m.opset_import if o.domain in ("", "ai.onnx"))
+    parts = []
+    for name, model, weight in (("trunk", big, 1.0 - tiny_weight), ("tiny", small, tiny_weight)):
+        parts.append((model.graph.output[0].name, f"{name}_unit", f"{name}_scaled", f"{name}_scale", weight))
+    g = helper.make_graph(
+        [*big.graph.node, *small.graph.node,
+         *(n for src, unit, scaled, scale, _ in parts for n in (
+             helper.make_node("LpNormalization", [src], [unit], axis=1, p=2),
+             helper.make_node("Mul", [unit, scale], [scaled]))),
+         helper.make_node("Concat", [p[2] for p in parts], ["word"], axis=1)],
+        "trunk_and_tiny_word",
+        [big.graph.input[0], small.graph.input[0]],
+        [helper.make_tensor_value_info("word", onnx.TensorProto.FLOAT, ["batch", None])],
+        [*big.graph.initializer, *small.graph.initializer,
+         *(numpy_helper.from_array(np.array(np.sqrt(w), np.float32), scale) for _, _, _, scale, w in parts)],
+        value_info=[*big.graph.value_info, *small.graph.value_info])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)],
+                              ir_version=max(big.ir_version, small.ir_version))
+    onnx.checker.check_model(model)
+    onnx.save(model, str(out))
+
+
 def fit_head(trunk: Path, recipe: str | Path, clips: int, shrink: float, seed: int, progress: bool) -> tuple[TrunkHead, dict]:
     """The head, fitted on ``clips`` clips of the recipe's corpora (never a validation speaker's) embedded by
     ``trunk`` (the int8 graph the bundle carries); and what it was fitted on, for the manifest."""
@@ -123,19 +165,25 @@ def fit_head(trunk: Path, recipe: str | Path, clips: int, shrink: float, seed: i
 
 
 def export_trunk(base: str | Path, out: str | Path, recipe: str | Path, calibration: str | Path,
-                 fit_clips: int = 6000, shrink: float = 1.0, seed: int = 0, tar: bool = False,
-                 progress: bool = True) -> ExportReport:
-    """A trunk-flavour bundle at ``out`` from the ``base`` bundle's speaker graph and heads."""
+                 fit_clips: int = 6000, shrink: float = 1.0, seed: int = 0, tiny_weight: float = TINY_WEIGHT,
+                 tar: bool = False, progress: bool = True) -> ExportReport:
+    """A trunk-flavour bundle at ``out`` from the ``base`` bundle's speaker graph and heads; with ``tiny_weight`` > 0
+    its word graph is the trunk fused with the base bundle's tiny word graph (`fuse_word_graphs`)."""
+    if not 0.0 <= tiny_weight < 1.0:
+        raise ConfigError(f"tiny weight {tiny_weight} is out of range", "give 0 (the trunk alone) up to below 1")
     from tqdm import tqdm
 
     out = Path(out)
     bar = tqdm(total=5, desc="trunk export", unit="step", disable=not progress)
     b = Bundle.open(base)
     try:
-        speaker = [(p, outs) for p, outs in b.encoder_files("onnx", "int8") if "speaker" in outs]
-        if not speaker or speaker[0][1] != ["speaker"]:
-            raise ConfigError(f"{base}: the base bundle needs a separate int8 ONNX speaker graph",
-                              "use a bundle exported from a pair (`edge-meta pair`), like the shipped default")
+        graphs = b.encoder_files("onnx", "int8")
+        speaker = [(p, outs) for p, outs in graphs if "speaker" in outs]
+        tiny = [p for (p, outs), kind in zip(graphs, b.encoder_inputs("onnx", "int8"))
+                if outs == ["word"] and kind == "features"]
+        if not speaker or speaker[0][1] != ["speaker"] or (tiny_weight and not tiny):
+            raise ConfigError(f"{base}: the base bundle needs separate int8 ONNX word and speaker graphs on log-mel "
+                              "features", "use a bundle exported from a pair (`edge-meta pair`), like the shipped default")
         spec, base_manifest = b.frontend, json.loads(json.dumps(b.manifest))
         base_heads = {k: v for k, v in np.load(b.path_of(base_manifest["heads"]["file"]), allow_pickle=False).items()}
         with tempfile.TemporaryDirectory() as tmp:
@@ -149,7 +197,11 @@ def export_trunk(base: str | Path, out: str | Path, recipe: str | Path, calibrat
             head, fitted = fit_head(int8, recipe, fit_clips, shrink, seed, progress=False)
             bar.update(1)
             word_file, speaker_file = "encoder.int8.word.onnx", "encoder.int8.speaker.onnx"
-            bake_head(int8, head, stage / word_file)
+            if tiny_weight:
+                bake_head(int8, head, Path(tmp) / "trunk_word.onnx")
+                fuse_word_graphs(Path(tmp) / "trunk_word.onnx", tiny[0], tiny_weight, stage / word_file)
+            else:
+                bake_head(int8, head, stage / word_file)
             shutil.copy(speaker[0][0], stage / speaker_file)
             (stage / "NOTICE.speech_embedding.txt").write_text(NOTICE)  # Apache-2.0 §4: say what was changed
             if (b.root / "commands").is_dir():
@@ -159,12 +211,17 @@ def export_trunk(base: str | Path, out: str | Path, recipe: str | Path, calibrat
             bar.set_postfix_str("heads")
             logmel = LogMel(spec)
             noise = _noise_windows(noise_paths, spec.window_samples)
-            backend = OnnxBackend([stage / word_file, stage / speaker_file], inputs=["waveform", "features"])
+            word_input = "waveform+features" if tiny_weight else "waveform"
+            backend = OnnxBackend([stage / word_file, stage / speaker_file], inputs=[word_input, "features"])
             embed = lambda w: backend.embed(logmel.batch(w), waveform=w)  # noqa: E731
             calib_emb, noise_emb = embed(calib), embed(noise)
             from edge_meta.train.teachers import SpeechEmbeddingTeacher
 
             expected = head(SpeechEmbeddingTeacher(model=int8).embed(calib[:64]))
+            if tiny_weight:
+                alone = OnnxBackend(tiny[0]).embed(logmel.batch(calib[:64]))["word"]
+                trunk_unit = expected / np.linalg.norm(expected, axis=1, keepdims=True)
+                expected = np.concatenate([np.sqrt(1.0 - tiny_weight) * trunk_unit, np.sqrt(tiny_weight) * alone], 1)
             gap = float(np.abs(calib_emb["word"][:64] - expected).max())
             if gap > PARITY_ATOL:
                 raise RuntimeError(f"the baked word graph differs from the trunk + head by {gap:.2g}: a bug in bake_head")
@@ -192,10 +249,11 @@ def export_trunk(base: str | Path, out: str | Path, recipe: str | Path, calibrat
             manifest["created"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
             manifest["edge_meta_version"] = __version__
             manifest["encoder"] = {
-                "name": "speech_embedding+head", "flavour": "trunk", "outputs": ["word", "speaker"],
+                "name": "speech_embedding+head" + (" fused with the tiny word graph" if tiny_weight else ""),
+                "flavour": "trunk", "outputs": ["word", "speaker"],
                 "embed_dim": {"word": int(calib_emb["word"].shape[1]), "speaker": int(calib_emb["speaker"].shape[1])},
                 "files": [{"backend": "onnx", "precision": "int8", "file": word_file, "outputs": ["word"],
-                           "input": "waveform", "input_shape": ["batch", spec.window_samples],
+                           "input": word_input, "input_shape": ["batch", spec.window_samples],
                            "quantization": "static QDQ, per-channel 7-bit range weights, u8 activations, calibrated on real clips"},
                           {**speaker_entry, "file": speaker_file}],
             }
@@ -206,6 +264,8 @@ def export_trunk(base: str | Path, out: str | Path, recipe: str | Path, calibrat
                 "flavour": "trunk",
                 "trunk": {"source": TRUNK_SOURCE, "sha256": sha256_file(fp32)},
                 "head": fitted,
+                "tiny_word": ({"weight": tiny_weight, "base_bundle": b.bundle_id, "sha256": sha256_file(tiny[0])}
+                              if tiny_weight else None),
                 "speaker": {"base_bundle": b.bundle_id, "base_provenance": base_manifest.get("provenance", {})},
                 "calibration": str(calibration),
             }
