@@ -14,7 +14,7 @@ from pathlib import Path
 
 from edge_meta import __version__
 from edge_meta.errors import ConfigError, EdgeMetaError, permission_denied
-from edge_meta.export import TINY_WEIGHT
+from edge_meta.export import TINY_WEIGHT, VOICE_WEIGHT
 
 EXAMPLES = """\
 examples:
@@ -96,7 +96,8 @@ def _cmd_export_trunk(args: argparse.Namespace) -> int:
     from edge_meta.resources import default_bundle_path
 
     report = export_trunk(args.base or default_bundle_path(), args.out, args.recipe, args.calibration,
-                          fit_clips=args.fit_clips, shrink=args.shrink, tiny_weight=args.tiny_weight, tar=args.tar)
+                          fit_clips=args.fit_clips, shrink=args.shrink, tiny_weight=args.tiny_weight,
+                          voice_weight=args.voice_weight, tar=args.tar)
     print(f"bundle {report.bundle} (id {report.bundle_id}): " + ", ".join(f"{k} {v:,} B" for k, v in report.files.items()
                                                                      if k.endswith(".onnx")))
     print(", ".join(f"{k} {v:.2f} ms" for k, v in report.latency_ms.items()) + f"; default word threshold "
@@ -239,6 +240,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="share of the base bundle's tiny word graph in the word cosine: a window must sound like the "
                    f"word to both encoders, which halves false accepts in other people's speech (default {TINY_WEIGHT}; "
                    "0: the trunk alone)")
+    t.add_argument("--voice-weight", type=float, default=VOICE_WEIGHT,
+                   help="share of Resemblyzer's GE2E (from the resemblyzer wheel, int8) in the voice cosine beside the "
+                   f"base bundle's speaker graph: the two confuse different voices (default {VOICE_WEIGHT}; 0: the "
+                   "base speaker graph alone)")
     t.add_argument("--tar", action="store_true", help="also write OUT.tar")
     t.set_defaults(func=_cmd_export_trunk)
 

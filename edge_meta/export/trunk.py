@@ -6,7 +6,7 @@ fitted on the training corpora (edge_meta.train.trunk_head) baked into the same 
 graph and gets the final embedding. The trunk learned from far more speech than this project can train on, and
 on FSDD it meets issue 14's word bars where the tiny encoder does not (benchmarks/trunk_flavour.py). By default
 the base bundle's tiny word graph runs beside it in that one graph, and the word embedding is the two side by
-side (`fuse_word_graphs`): in streams of other people's speech the two fire on different look-alikes.
+side (`fuse_graphs`): in streams of other people's speech the two fire on different look-alikes.
 Everything else comes from a base bundle: the speaker graph (log-mel in), heads, command model; the word
 background bank and the default threshold are computed again on the new word graph, as `edge-meta export`
 computes them.
@@ -29,7 +29,9 @@ from edge_meta.bundle import Bundle, sha256_file, write_manifest, write_tar
 from edge_meta.corpora import load_clips
 from edge_meta.device.backends import OnnxBackend
 from edge_meta.errors import ConfigError, DataError
-from edge_meta.export import TINY_WEIGHT
+from edge_meta.export import TINY_WEIGHT, VOICE_WEIGHT
+from edge_meta.export.ge2e_graph import GE2E_SOURCE, export_ge2e
+from edge_meta.export.ge2e_graph import NOTICE as GE2E_NOTICE
 from edge_meta.bench.fewshot import encoder_latency_ms
 from edge_meta.export.exporter import (ExportReport, _noise_windows, _threshold, background_bank, calibration_sets,
                                        label_ids)
@@ -102,40 +104,41 @@ def bake_head(trunk: Path, head: TrunkHead, out: Path) -> None:
     onnx.save(model, str(out))
 
 
-def fuse_word_graphs(trunk: Path, tiny: Path, tiny_weight: float, out: Path) -> None:
-    """One graph, two inputs (the window's samples, then its log-mel features): output 'word' is the trunk's
-    unit embedding and the tiny word graph's unit embedding side by side, scaled so that the cosine of two fused
-    embeddings is ``1 - tiny_weight`` times the trunk's cosine plus ``tiny_weight`` times the tiny one's.
+def fuse_graphs(pretrained: Path, tiny: Path, tiny_weight: float, out: Path, output: str) -> None:
+    """One graph, two inputs (the window's samples, then its log-mel features): its ``output`` is the pretrained
+    graph's unit embedding and the base bundle's tiny graph's unit embedding side by side, scaled so that the
+    cosine of two fused embeddings is ``1 - tiny_weight`` times the pretrained cosine plus ``tiny_weight`` times
+    the tiny one's.
 
-    Why: the two encoders learned differently (a trunk from Google's speech, a small network from this project's
-    episodes) and, in a stream of other people's speech, fire on different look-alikes; a window must sound like
-    the word to both, so false accepts drop far more than true detections (benchmarks/RESULTS.md "Trunk flavour").
-    Enrollment, calibration and the detector see one embedding as before."""
+    Why: the two encoders learned differently (a pretrained model from far more speech, a small network from this
+    project's episodes) and err on different windows: in a stream of other people's speech they fire on different
+    look-alikes, and they confuse different voices, so the mixed cosine separates better than either
+    (benchmarks/RESULTS.md "Trunk flavour"). Enrollment, calibration and the detector see one embedding as before."""
     import onnx
     from onnx import compose, helper, numpy_helper
 
-    big, small = onnx.load(str(trunk)), compose.add_prefix(onnx.load(str(tiny)), "tiny_")
-    for node in big.graph.node:  # its output is called 'word' too: the fused graph's output takes the name
-        node.output[:] = ["trunk_word" if o == "word" else o for o in node.output]
-    big.graph.output[0].name = "trunk_word"
+    big, small = onnx.load(str(pretrained)), compose.add_prefix(onnx.load(str(tiny)), "tiny_")
+    renamed = f"pretrained_{output}"  # the pretrained graph's own output may already bear the fused output's name
+    for node in big.graph.node:
+        node.output[:] = [renamed if o == big.graph.output[0].name else o for o in node.output]
+    big.graph.output[0].name = renamed
     opset = max(o.version for m in (big, small) for o in m.opset_import if o.domain in ("", "ai.onnx"))
-    parts = []
-    for name, model, weight in (("trunk", big, 1.0 - tiny_weight), ("tiny", small, tiny_weight)):
-        parts.append((model.graph.output[0].name, f"{name}_unit", f"{name}_scaled", f"{name}_scale", weight))
+    parts = [(renamed, "pretrained", 1.0 - tiny_weight), (small.graph.output[0].name, "tiny", tiny_weight)]
     g = helper.make_graph(
         [*big.graph.node, *small.graph.node,
-         *(n for src, unit, scaled, scale, _ in parts for n in (
-             helper.make_node("LpNormalization", [src], [unit], axis=1, p=2),
-             helper.make_node("Mul", [unit, scale], [scaled]))),
-         helper.make_node("Concat", [p[2] for p in parts], ["word"], axis=1)],
-        "trunk_and_tiny_word",
+         *(n for src, name, _ in parts for n in (
+             helper.make_node("LpNormalization", [src], [f"{name}_unit"], axis=1, p=2),
+             helper.make_node("Mul", [f"{name}_unit", f"{name}_share"], [f"{name}_scaled"]))),
+         helper.make_node("Concat", [f"{name}_scaled" for _, name, _ in parts], [output], axis=1)],
+        f"pretrained_and_tiny_{output}",
         [big.graph.input[0], small.graph.input[0]],
-        [helper.make_tensor_value_info("word", onnx.TensorProto.FLOAT, ["batch", None])],
+        [helper.make_tensor_value_info(output, onnx.TensorProto.FLOAT, ["batch", None])],
         [*big.graph.initializer, *small.graph.initializer,
-         *(numpy_helper.from_array(np.array(np.sqrt(w), np.float32), scale) for _, _, _, scale, w in parts)],
+         *(numpy_helper.from_array(np.array(np.sqrt(w), np.float32), f"{name}_share") for _, name, w in parts)],
         value_info=[*big.graph.value_info, *small.graph.value_info])
-    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)],
-                              ir_version=max(big.ir_version, small.ir_version))
+    domains = {o.domain: o.version for m in (big, small) for o in m.opset_import if o.domain not in ("", "ai.onnx")}
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)] + [
+        helper.make_opsetid(d, v) for d, v in domains.items()], ir_version=max(big.ir_version, small.ir_version))
     onnx.checker.check_model(model)
     onnx.save(model, str(out))
 
@@ -166,11 +169,14 @@ def fit_head(trunk: Path, recipe: str | Path, clips: int, shrink: float, seed: i
 
 def export_trunk(base: str | Path, out: str | Path, recipe: str | Path, calibration: str | Path,
                  fit_clips: int = 6000, shrink: float = 1.0, seed: int = 0, tiny_weight: float = TINY_WEIGHT,
-                 tar: bool = False, progress: bool = True) -> ExportReport:
-    """A trunk-flavour bundle at ``out`` from the ``base`` bundle's speaker graph and heads; with ``tiny_weight`` > 0
-    its word graph is the trunk fused with the base bundle's tiny word graph (`fuse_word_graphs`)."""
-    if not 0.0 <= tiny_weight < 1.0:
-        raise ConfigError(f"tiny weight {tiny_weight} is out of range", "give 0 (the trunk alone) up to below 1")
+                 voice_weight: float = VOICE_WEIGHT, tar: bool = False, progress: bool = True) -> ExportReport:
+    """A trunk-flavour bundle at ``out`` from the ``base`` bundle's graphs and heads: with ``tiny_weight`` > 0 its
+    word graph is the trunk fused with the base bundle's tiny word graph (``tiny_weight``: the tiny graph's share
+    of the word cosine), with ``voice_weight`` > 0 its speaker graph is Resemblyzer's GE2E fused with the base
+    bundle's (``voice_weight``: GE2E's share of the voice cosine); see `fuse_graphs`."""
+    for name, weight in (("tiny", tiny_weight), ("voice", voice_weight)):
+        if not 0.0 <= weight < 1.0:
+            raise ConfigError(f"{name} weight {weight} is out of range", "give 0 up to below 1")
     from tqdm import tqdm
 
     out = Path(out)
@@ -199,10 +205,16 @@ def export_trunk(base: str | Path, out: str | Path, recipe: str | Path, calibrat
             word_file, speaker_file = "encoder.int8.word.onnx", "encoder.int8.speaker.onnx"
             if tiny_weight:
                 bake_head(int8, head, Path(tmp) / "trunk_word.onnx")
-                fuse_word_graphs(Path(tmp) / "trunk_word.onnx", tiny[0], tiny_weight, stage / word_file)
+                fuse_graphs(Path(tmp) / "trunk_word.onnx", tiny[0], tiny_weight, stage / word_file, "word")
             else:
                 bake_head(int8, head, stage / word_file)
-            shutil.copy(speaker[0][0], stage / speaker_file)
+            voice_parity = None
+            if voice_weight:
+                voice_parity = export_ge2e(Path(tmp) / "ge2e.onnx", calib[:200])
+                fuse_graphs(Path(tmp) / "ge2e.onnx", speaker[0][0], 1.0 - voice_weight, stage / speaker_file, "speaker")
+                (stage / "NOTICE.ge2e.txt").write_text(GE2E_NOTICE)
+            else:
+                shutil.copy(speaker[0][0], stage / speaker_file)
             (stage / "NOTICE.speech_embedding.txt").write_text(NOTICE)  # Apache-2.0 §4: say what was changed
             if (b.root / "commands").is_dir():
                 shutil.copytree(b.root / "commands", stage / "commands")
@@ -212,7 +224,8 @@ def export_trunk(base: str | Path, out: str | Path, recipe: str | Path, calibrat
             logmel = LogMel(spec)
             noise = _noise_windows(noise_paths, spec.window_samples)
             word_input = "waveform+features" if tiny_weight else "waveform"
-            backend = OnnxBackend([stage / word_file, stage / speaker_file], inputs=[word_input, "features"])
+            speaker_input = "waveform+features" if voice_weight else "features"
+            backend = OnnxBackend([stage / word_file, stage / speaker_file], inputs=[word_input, speaker_input])
             embed = lambda w: backend.embed(logmel.batch(w), waveform=w)  # noqa: E731
             calib_emb, noise_emb = embed(calib), embed(noise)
             from edge_meta.train.teachers import SpeechEmbeddingTeacher
@@ -227,6 +240,9 @@ def export_trunk(base: str | Path, out: str | Path, recipe: str | Path, calibrat
                 raise RuntimeError(f"the baked word graph differs from the trunk + head by {gap:.2g}: a bug in bake_head")
             heads = {**base_heads, "background.word": background_bank(calib_emb["word"], noise_emb["word"],
                                                                       np.random.default_rng(seed))}
+            if voice_weight:  # the voices' bank too: the device scores fused speaker embeddings against it
+                heads["background.speaker"] = background_bank(calib_emb["speaker"], noise_emb["speaker"],
+                                                              np.random.default_rng(seed + 1))
             np.savez(stage / "heads.npz", **heads)
             report = ExportReport(bundle=out, default_threshold=_threshold(calib_emb["word"], label_ids(calib_items)))
             parity = load_clips(parity_items[:30], spec.window_samples)
@@ -239,7 +255,8 @@ def export_trunk(base: str | Path, out: str | Path, recipe: str | Path, calibrat
                                          seed)
             (stage / "report.json").write_text(json.dumps(
                 {"latency_ms": report.latency_ms, "default_threshold": report.default_threshold,
-                 "hold": report.hold.to_dict(), "trunk_parity_max_abs": gap}, indent=2) + "\n")
+                 "hold": report.hold.to_dict(), "trunk_parity_max_abs": gap,
+                 "ge2e_parity_min_cosine": voice_parity}, indent=2) + "\n")
             bar.update(1)
 
             bar.set_postfix_str("manifest")
@@ -249,13 +266,18 @@ def export_trunk(base: str | Path, out: str | Path, recipe: str | Path, calibrat
             manifest["created"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
             manifest["edge_meta_version"] = __version__
             manifest["encoder"] = {
-                "name": "speech_embedding+head" + (" fused with the tiny word graph" if tiny_weight else ""),
+                "name": "speech_embedding+head" + (" fused with the tiny word graph" if tiny_weight else "")
+                        + (", GE2E fused with the tiny speaker graph" if voice_weight else ""),
                 "flavour": "trunk", "outputs": ["word", "speaker"],
                 "embed_dim": {"word": int(calib_emb["word"].shape[1]), "speaker": int(calib_emb["speaker"].shape[1])},
                 "files": [{"backend": "onnx", "precision": "int8", "file": word_file, "outputs": ["word"],
                            "input": word_input, "input_shape": ["batch", spec.window_samples],
                            "quantization": "static QDQ, per-channel 7-bit range weights, u8 activations, calibrated on real clips"},
-                          {**speaker_entry, "file": speaker_file}],
+                          {**speaker_entry, "file": speaker_file} if not voice_weight else
+                          {"backend": "onnx", "precision": "int8", "file": speaker_file, "outputs": ["speaker"],
+                           "input": speaker_input, "input_shape": ["batch", spec.window_samples],
+                           "quantization": "GE2E: dynamic int8 7-bit weights in its upper two LSTM layers and its "
+                           "linear layer (float32 frontend and first layer); the base speaker graph as it was"}],
             }
             manifest["heads"]["arrays"] = sorted(heads)
             manifest["thresholds"] = {**base_manifest.get("thresholds", {}), "word": round(report.default_threshold, 4)}
@@ -266,6 +288,8 @@ def export_trunk(base: str | Path, out: str | Path, recipe: str | Path, calibrat
                 "head": fitted,
                 "tiny_word": ({"weight": tiny_weight, "base_bundle": b.bundle_id, "sha256": sha256_file(tiny[0])}
                               if tiny_weight else None),
+                "ge2e": ({"source": GE2E_SOURCE, "weight": voice_weight, "parity_min_cosine": voice_parity}
+                         if voice_weight else None),
                 "speaker": {"base_bundle": b.bundle_id, "base_provenance": base_manifest.get("provenance", {})},
                 "calibration": str(calibration),
             }
