@@ -5,7 +5,8 @@ beside the shipped tiny bundle, on issue 14's bars.
 
 `edge-meta export-trunk` builds the flavour from the shipped bundle (Google's speech_embedding trunk, static int8,
 with a within-word whitening head fitted on the word_distil recipe's corpora: never FSDD, never the Speech
-Commands digits, never a validation speaker); this measures it as the device runs it (the bundle's int8 ONNX
+Commands digits, never a validation speaker; fused with the shipped tiny word graph, and Resemblyzer's GE2E fused
+with the shipped speaker graph); this measures it as the device runs it (the bundle's int8 ONNX
 graphs through edge-meta's worker) with the peers comparison's own harness: the same clip sets, episodes,
 open-set, speaker-EER and noisy protocols as benchmarks/training_progress.py.
 """
@@ -58,7 +59,8 @@ def main() -> int:
             "it; ✓: meets issue 14's bar.\n\n" + table(rows))
     print(text)
     if args.write:
-        write_section("trunk-flavour", "### Trunk flavour on issue 14's bars (speech_embedding + within-word head)\n\n"
+        write_section("trunk-flavour", "### Trunk flavour on issue 14's bars (speech_embedding + within-word head beside the "
+                      "tiny word graph; GE2E beside the tiny speaker graph)\n\n"
                       f"{stamp()}.\n\n{text}")
     return 0
 
