@@ -6,10 +6,10 @@ fitted on the training corpora (edge_meta.train.trunk_head) baked into the same 
 graph and gets the final embedding. The trunk learned from far more speech than this project can train on, and
 on FSDD it meets issue 14's word bars where the tiny encoder does not (benchmarks/trunk_flavour.py). By default
 the base bundle's tiny word graph runs beside it in that one graph, and the word embedding is the two side by
-side (`fuse_graphs`): in streams of other people's speech the two fire on different look-alikes.
-Everything else comes from a base bundle: the speaker graph (log-mel in), heads, command model; the word
-background bank and the default threshold are computed again on the new word graph, as `edge-meta export`
-computes them.
+side (`fuse_graphs`): in streams of other people's speech the two fire on different look-alikes. Its speaker
+graph is likewise Resemblyzer's GE2E (`edge_meta.export.ge2e_graph`) beside the base bundle's speaker graph.
+The rest comes from the base bundle (heads, command model); the background banks and the default word threshold
+are computed again on the new graphs, as `edge-meta export` computes them.
 """
 
 from __future__ import annotations
@@ -113,7 +113,8 @@ def fuse_graphs(pretrained: Path, tiny: Path, tiny_weight: float, out: Path, out
     Why: the two encoders learned differently (a pretrained model from far more speech, a small network from this
     project's episodes) and err on different windows: in a stream of other people's speech they fire on different
     look-alikes, and they confuse different voices, so the mixed cosine separates better than either
-    (benchmarks/RESULTS.md "Trunk flavour"). Enrollment, calibration and the detector see one embedding as before."""
+    (benchmarks/RESULTS.md "Two encoders in one graph"). Enrollment, calibration and the detector see one embedding
+    as before."""
     import onnx
     from onnx import compose, helper, numpy_helper
 
